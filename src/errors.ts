@@ -1,0 +1,101 @@
+/**
+ * The library's error classes. The library never prints: applets turn these into kmod's words.
+ *
+ * @module
+ */
+import { errnoName, strerror } from './errno.js';
+
+/**
+ * A system call failed. `errno` was read straight after the call.
+ * @example
+ * try { sys.deleteModule('dummy', 0o4000) } catch (e) { if (e instanceof SyscallError) e.errno }
+ */
+export class SyscallError extends Error {
+  /** The errno symbolic name, e.g. `EEXIST`. */
+  readonly code: string;
+  /**
+   * @param syscall the call that failed (`init_module`, `finit_module`, `delete_module`, `mmap`)
+   * @param errno the errno it returned
+   */
+  constructor(readonly syscall: string, readonly errno: number) {
+    super(`${syscall}: ${strerror(errno)}`);
+    this.name = 'SyscallError';
+    this.code = errnoName(errno);
+  }
+}
+
+/** Why a module file could not be turned into something the kernel can take. */
+export type ModuleFileErrorKind =
+  /** open/stat/read failed; `errno` says why */
+  | 'io'
+  /** the path is a directory, FIFO, device or other non-regular file we will not read */
+  | 'not-regular'
+  /** empty or too short to hold any magic */
+  | 'too-short'
+  /** neither ELF nor a known compression format */
+  | 'bad-format'
+  /** the compressed stream is corrupt or truncated; `format` names the codec */
+  | 'decompress'
+  /** the decompressed size passed the cap */
+  | 'too-large'
+  /** the ELF image is malformed */
+  | 'bad-elf'
+  /** force asked for, but the module has no vermagic to strip */
+  | 'no-vermagic';
+
+/**
+ * A module file could not be read, decompressed or prepared.
+ * @example
+ * try { await loadModule('/x.ko.xz') } catch (e) { if (e instanceof ModuleFileError && e.kind === 'decompress') e.format }
+ */
+export class ModuleFileError extends Error {
+  /** errno equivalent of the fault, used for the kernel-style reason text */
+  readonly errno: number;
+  /** compression format involved, if any (`gzip`, `xz`, `zstd`) */
+  readonly format: string | undefined;
+  /**
+   * @param kind the class of fault
+   * @param path the path as given by the caller
+   * @param message the detail (codec message, strerror, ...)
+   * @param opts errno, format and underlying cause
+   */
+  constructor(
+    readonly kind: ModuleFileErrorKind,
+    readonly path: string,
+    message: string,
+    opts: { errno: number; format?: string; cause?: unknown },
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'ModuleFileError';
+    this.errno = opts.errno;
+    this.format = opts.format;
+  }
+}
+
+/** Why a module cannot be removed, found before calling delete_module. */
+export type ModuleStateKind = 'builtin' | 'not-loaded' | 'in-use-by' | 'in-use' | 'no-unload';
+
+/**
+ * A module's state forbids the operation (rmmod's checks).
+ * @example
+ * try { await removeModule('fat') } catch (e) { if (e instanceof ModuleStateError) e.holders }
+ */
+export class ModuleStateError extends Error {
+  /**
+   * @param kind what was found
+   * @param module the module name
+   * @param holders the holders, for `in-use-by`
+   */
+  constructor(readonly kind: ModuleStateKind, readonly module: string, readonly holders: readonly string[] = []) {
+    super(`module ${module}: ${kind}${holders.length ? ` (${holders.join(' ')})` : ''}`);
+    this.name = 'ModuleStateError';
+  }
+}
+
+/** Bad command-line or API usage (missing file name, bad option). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
