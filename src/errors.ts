@@ -99,3 +99,40 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+/** What went wrong inside a decompressor. */
+export type DecompressErrorKind = 'corrupt' | 'truncated' | 'too-large' | 'unsupported';
+
+/**
+ * A compressed stream could not be decompressed. `message` is the codec's own words as the C
+ * tools print them (`File is corrupt`, `unexpected end of file`, ...), without a prefix.
+ * @example
+ * try { await decompress('xz', buf) } catch (e) { if (e instanceof DecompressError) `${e.format}: ${e.message}` }
+ */
+export class DecompressError extends Error {
+  /**
+   * @param format `gzip`, `xz` or `zstd`
+   * @param kind the class of fault
+   * @param message the codec's words
+   */
+  constructor(readonly format: string, readonly kind: DecompressErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DecompressError';
+  }
+}
+
+/**
+ * An ELF image is malformed or lacks what is needed (`.modinfo`, `vermagic=`).
+ * @example
+ * try { readModinfo(src) } catch (e) { if (e instanceof ElfError) e.message }
+ */
+export class ElfError extends Error {
+  /**
+   * @param kind `malformed` (bad header/offsets) or `no-vermagic` (force asked, nothing to strip)
+   * @param message detail for -v / debugging
+   */
+  constructor(readonly kind: 'malformed' | 'not-elf' | 'no-vermagic', message: string) {
+    super(message);
+    this.name = 'ElfError';
+  }
+}
