@@ -1,0 +1,144 @@
+/**
+ * The system-call layer: the only file that touches the FFI (koffi).
+ *
+ * glibc has no wrappers for the module syscalls, so they go through `syscall(2)` with the
+ * architecture's numbers from the kernel's syscall tables. koffi itself is loaded on the first
+ * call, so `lsmod` never pays for it.
+ *
+ * @module
+ */
+import { createRequire } from 'node:module';
+import { SyscallError } from './errors.js';
+import { Errno } from './errno.js';
+
+/** `finit_module` flag: ignore symbol version hashes (kernel `MODULE_INIT_IGNORE_MODVERSIONS`). */
+export const MODULE_INIT_IGNORE_MODVERSIONS = 1;
+/** `finit_module` flag: ignore the vermagic string (kernel `MODULE_INIT_IGNORE_VERMAGIC`). */
+export const MODULE_INIT_IGNORE_VERMAGIC = 2;
+/** `finit_module` flag: the file is compressed, the kernel decompresses it (Linux ≥ 5.17). */
+export const MODULE_INIT_COMPRESSED_FILE = 4;
+/** `delete_module` flag O_NONBLOCK (generic and x86 value). */
+export const O_NONBLOCK = 0o4000;
+/** `delete_module` flag O_TRUNC, kmod's force (generic and x86 value). */
+export const O_TRUNC = 0o1000;
+
+/** A read-only private mapping of a module file. */
+export interface Mapping {
+  /** opaque address for `initModule` */
+  readonly address: unknown;
+  readonly length: number;
+}
+
+/**
+ * What the loader needs from the kernel. Production uses {@link nativeSyscalls}; tests pass a
+ * recording fake. Every method throws {@link SyscallError} on failure.
+ */
+export interface Syscalls {
+  /** `init_module(image, len, params)` from a buffer or a mapping. */
+  initModule(image: Uint8Array | Mapping, params: string): void;
+  /** `finit_module(fd, params, flags)`. */
+  finitModule(fd: number, params: string, flags: number): void;
+  /** `delete_module(name, flags)`. */
+  deleteModule(name: string, flags: number): void;
+  /** `mmap(NULL, length, PROT_READ, MAP_PRIVATE, fd, 0)`. */
+  mmap(fd: number, length: number): Mapping;
+  /** `munmap(address, length)`; never throws. */
+  munmap(mapping: Mapping): void;
+}
+
+/** Module syscall numbers per architecture, from the kernel's syscall tables. */
+export const SYSCALL_NUMBERS: Readonly<Record<string, { init: number; delete: number; finit: number }>> = {
+  // arch/x86/entry/syscalls/syscall_64.tbl
+  x64: { init: 175, delete: 176, finit: 313 },
+  // include/uapi/asm-generic/unistd.h (arm64 and riscv64 use the generic table)
+  arm64: { init: 105, delete: 106, finit: 273 },
+  riscv64: { init: 105, delete: 106, finit: 273 },
+};
+
+/**
+ * The syscall numbers for an architecture as Node names it (`process.arch`).
+ * @param arch `x64`, `arm64` or `riscv64`
+ * @returns the numbers
+ * @throws {SyscallError} ENOSYS for any other architecture: a guessed number could call anything
+ * @example syscallNumbers('x64').finit // 313
+ */
+export function syscallNumbers(arch: string = process.arch): { init: number; delete: number; finit: number } {
+  const n = SYSCALL_NUMBERS[arch];
+  if (!n) throw new SyscallError(`syscall numbers for architecture ${arch}`, Errno.ENOSYS);
+  return n;
+}
+
+interface Native {
+  koffi: any;
+  syscall: (...args: unknown[]) => number | bigint;
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+  munmap: (addr: unknown, len: number) => number;
+}
+
+let native: Native | undefined;
+
+function load(): Native {
+  if (native) return native;
+  const koffi = createRequire(import.meta.url)('koffi');
+  const libc = koffi.load('libc.so.6');
+  native = {
+    koffi,
+    syscall: libc.func('long syscall(long number, ...)'),
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
+    munmap: libc.func('int munmap(void *addr, size_t length)'),
+  };
+  return native;
+}
+
+const PROT_READ = 1;
+const MAP_PRIVATE = 2;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+function check(n: Native, name: string, ret: number | bigint): void {
+  // errno is read straight after the call, before anything else can touch it.
+  if (Number(ret) === -1) throw new SyscallError(name, n.koffi.errno());
+}
+
+function isMapping(image: Uint8Array | Mapping): image is Mapping {
+  return !(image instanceof Uint8Array);
+}
+
+/**
+ * The real syscalls through koffi and libc's `syscall(2)`.
+ * @param arch the architecture (default `process.arch`)
+ * @returns a {@link Syscalls} implementation
+ * @throws {SyscallError} ENOSYS on an architecture without known numbers (at call time)
+ * @example nativeSyscalls().deleteModule('dummy', O_NONBLOCK)
+ */
+export function nativeSyscalls(arch: string = process.arch): Syscalls {
+  return {
+    initModule(image, params) {
+      const nr = syscallNumbers(arch).init;
+      const n = load();
+      const ret = isMapping(image)
+        ? n.syscall(nr, 'void *', image.address, 'unsigned long', image.length, 'const char *', params)
+        : n.syscall(nr, 'void *', image, 'unsigned long', image.byteLength, 'const char *', params);
+      check(n, 'init_module', ret);
+    },
+    finitModule(fd, params, flags) {
+      const nr = syscallNumbers(arch).finit;
+      const n = load();
+      check(n, 'finit_module', n.syscall(nr, 'int', fd, 'const char *', params, 'int', flags));
+    },
+    deleteModule(name, flags) {
+      const nr = syscallNumbers(arch).delete;
+      const n = load();
+      check(n, 'delete_module', n.syscall(nr, 'const char *', name, 'unsigned int', flags));
+    },
+    mmap(fd, length) {
+      const n = load();
+      const address = n.mmap(null, length, PROT_READ, MAP_PRIVATE, fd, 0);
+      const errno = n.koffi.errno();
+      if (address === null || BigInt(n.koffi.address(address)) === MAP_FAILED) throw new SyscallError('mmap', errno);
+      return { address, length };
+    },
+    munmap(mapping) {
+      load().munmap(mapping.address, mapping.length);
+    },
+  };
+}
