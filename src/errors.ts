@@ -26,10 +26,10 @@ export class SyscallError extends Error {
 
 /** Why a module file could not be turned into something the kernel can take. */
 export type ModuleFileErrorKind =
-  /** open/stat/read failed; `errno` says why */
-  | 'io'
-  /** the path is a directory, FIFO, device or other non-regular file we will not read */
-  | 'not-regular'
+  /** open/stat failed; `errno` says why (kmod: "could not load module") */
+  | 'open'
+  /** reading failed (EISDIR for a directory, EIO, ...); `errno` says why */
+  | 'read'
   /** empty or too short to hold any magic */
   | 'too-short'
   /** neither ELF nor a known compression format */

@@ -44,6 +44,8 @@ export interface Syscalls {
   mmap(fd: number, length: number): Mapping;
   /** `munmap(address, length)`; never throws. */
   munmap(mapping: Mapping): void;
+  /** one syslog(3) record under `ident` (for `-s`); never throws. */
+  syslog(ident: string, priority: number, message: string): void;
 }
 
 /** Module syscall numbers per architecture, from the kernel's syscall tables. */
@@ -73,6 +75,9 @@ interface Native {
   syscall: (...args: unknown[]) => number | bigint;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
   munmap: (addr: unknown, len: number) => number;
+  openlog: (ident: string, option: number, facility: number) => void;
+  syslog: (priority: number, format: string, ...args: unknown[]) => void;
+  closelog: () => void;
 }
 
 let native: Native | undefined;
@@ -86,6 +91,9 @@ function load(): Native {
     syscall: libc.func('long syscall(long number, ...)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
+    openlog: libc.func('void openlog(const char *ident, int option, int facility)'),
+    syslog: libc.func('void syslog(int priority, const char *format, ...)'),
+    closelog: libc.func('void closelog(void)'),
   };
   return native;
 }
@@ -139,6 +147,13 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
     },
     munmap(mapping) {
       load().munmap(mapping.address, mapping.length);
+    },
+    syslog(ident, priority, message) {
+      const n = load();
+      // LOG_USER (1 << 3); the message goes through "%s" so that a '%' in it is not a format.
+      n.openlog(ident, 0, 1 << 3);
+      n.syslog(priority, '%s', 'const char *', message);
+      n.closelog();
     },
   };
 }

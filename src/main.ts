@@ -1,0 +1,143 @@
+/**
+ * The composition root: argv → applet → exit status. The only importer of `applets/`.
+ *
+ * @module
+ */
+import { basename } from 'node:path';
+import type { Applet, AppletContext, Output } from './applet.js';
+import { installLinks, selfPath, startName } from './multicall.js';
+import { nativeSyscalls, type Syscalls } from './syscalls.js';
+import { FEATURES, VERSION } from './version.js';
+
+/** The applets, sorted by name; each loaded only when run. */
+const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
+  insmod: async () => (await import('../applets/insmod.js')).default,
+  lsmod: async () => (await import('../applets/lsmod.js')).default,
+  rmmod: async () => (await import('../applets/rmmod.js')).default,
+};
+
+/** The applet names, sorted. */
+export const APPLET_NAMES: readonly string[] = Object.keys(APPLETS).sort();
+
+const USAGE = `kmod-ts version ${VERSION} - Linux kernel module tools as one multi-call binary
+
+Usage:
+\tkmod-ts APPLET [ARGS...]       run an applet
+\tAPPLET [ARGS...]               when started through a link named APPLET
+\tkmod-ts --list                 list the applets
+\tkmod-ts --install DIR [--force] [--target PATH]
+\t                               create DIR/APPLET links to kmod-ts
+\tkmod-ts -h|--help, -V|--version
+
+Applets: ${APPLET_NAMES.join(', ')}
+`;
+
+/** What {@link main} reads and writes. */
+export interface MainIO {
+  stdout: Output;
+  stderr: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  /** system root (default: `KMOD_TS_SYSROOT` or `/`) */
+  root?: string;
+  /** syscall layer (default: the real one) */
+  sys?: Syscalls;
+}
+
+/**
+ * Run the program.
+ * @param argv `process.argv.slice(1)`: the path it was started as, then the arguments
+ * @param io streams, environment, and optional root and syscall layer
+ * @returns the exit status
+ * @example process.exitCode = await main(process.argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env })
+ */
+export async function main(argv: readonly string[], io: MainIO): Promise<number> {
+  const [argv0 = 'kmod-ts', ...rest] = argv;
+  const start = startName(argv0);
+  let prog: string;
+  let args: readonly string[];
+  if (start.multicall) {
+    const [first, ...more] = rest;
+    switch (first) {
+      case undefined:
+        io.stderr.write(USAGE);
+        return 1;
+      case '-h':
+      case '--help':
+        io.stdout.write(USAGE);
+        return 0;
+      case '-V':
+      case '--version':
+        io.stdout.write(`kmod-ts version ${VERSION}\n${FEATURES}\n`);
+        return 0;
+      case '--list':
+        io.stdout.write(APPLET_NAMES.map((n) => `${n}\n`).join(''));
+        return 0;
+      case '--install':
+        return install(argv0, more, io);
+    }
+    if (!(first in APPLETS)) {
+      io.stderr.write(`kmod-ts: ERROR: unknown command '${first}'\n`);
+      return 1;
+    }
+    prog = first;
+    args = more;
+  } else {
+    if (!(start.name in APPLETS)) {
+      io.stderr.write(`kmod-ts: ERROR: unknown command '${start.name}'\n`);
+      return 127;
+    }
+    prog = start.name;
+    args = rest;
+  }
+  const ctx: AppletContext = {
+    prog,
+    args,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    env: io.env,
+    root: io.root ?? (io.env.KMOD_TS_SYSROOT || '/'),
+    sys: io.sys ?? nativeSyscalls(),
+  };
+  try {
+    return await (await APPLETS[prog]()).run(ctx);
+  } catch (err) {
+    // An exception that reaches here is a bug in kmod-ts, not a user error.
+    const e = err as Error;
+    io.stderr.write(`kmod-ts: BUG: ${e?.message ?? String(err)}\n`);
+    if (io.env.KMOD_TS_DEBUG === '1' && e?.stack) io.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+function install(argv0: string, args: readonly string[], io: MainIO): number {
+  let dir: string | undefined;
+  let force = false;
+  let target = selfPath(argv0);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--force' || args[i] === '-f') force = true;
+    else if (args[i] === '--target' && i + 1 < args.length) target = args[++i];
+    else if (dir === undefined && !args[i].startsWith('-')) dir = args[i];
+    else {
+      io.stderr.write(`kmod-ts: ERROR: unexpected argument '${args[i]}' to --install\n`);
+      return 1;
+    }
+  }
+  if (dir === undefined) {
+    io.stderr.write('kmod-ts: ERROR: --install needs a directory\n');
+    return 1;
+  }
+  let status = 0;
+  try {
+    for (const r of installLinks(dir, APPLET_NAMES, target, force)) {
+      if (r.status === 'refused') {
+        io.stderr.write(`kmod-ts: ERROR: ${r.path} exists and is not a link to ${basename(target)} (use --force to replace it)\n`);
+        status = 1;
+      }
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    io.stderr.write(`kmod-ts: ERROR: cannot install links in ${dir}: ${e.code ?? e.message}\n`);
+    return 1;
+  }
+  return status;
+}
