@@ -23,7 +23,7 @@ export async function runMain(
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
     env: opts.env ?? {},
-    root: opts.root ?? '/nonexistent-root',
+    root: 'root' in opts ? opts.root : '/nonexistent-root',
     sys: opts.sys,
   });
   return { status, stdout, stderr };

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SyscallError } from '../src/errors.js';
+import { nativeSyscalls, syscallNumbers } from '../src/syscalls.js';
+import { tempDir } from './helpers/modules.js';
+
+describe('syscall numbers come from the kernel tables', () => {
+  const cases: [string, number, number, number][] = [
+    ['x64', 175, 176, 313],
+    ['arm64', 105, 106, 273],
+    ['riscv64', 105, 106, 273],
+  ];
+  for (const [arch, init, del, finit] of cases) {
+    it(`${arch}: init ${init}, delete ${del}, finit ${finit}`, () => assert.deepEqual(syscallNumbers(arch), { init, delete: del, finit }));
+  }
+  for (const arch of ['ia32', 'arm', 'ppc64', 's390x', 'loong64', 'mips']) {
+    it(`${arch} is refused, not guessed`, () => {
+      assert.throws(() => syscallNumbers(arch), (e: unknown) => e instanceof SyscallError && e.code === 'ENOSYS');
+      assert.throws(() => nativeSyscalls(arch).deleteModule('x', 0), SyscallError);
+    });
+  }
+});
+
+describe('mmap through the FFI', () => {
+  it('maps a file read-only and unmaps it', () => {
+    const path = join(tempDir(), 'f');
+    writeFileSync(path, Buffer.alloc(10000, 7));
+    const fd = openSync(path, 'r');
+    try {
+      const sys = nativeSyscalls();
+      const m = sys.mmap(fd, 10000);
+      assert.equal(m.length, 10000);
+      sys.munmap(m);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  it('a directory cannot be mapped and the errno says why', () => {
+    const fd = openSync(tempDir(), 'r');
+    try {
+      assert.throws(() => nativeSyscalls().mmap(fd, 4096), (e: unknown) => e instanceof SyscallError && e.syscall === 'mmap' && e.errno === 19);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
