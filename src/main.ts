@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { Applet, AppletContext, Output } from './applet.js';
+import { errnoFromCode, strerror } from './errno.js';
 import { installLinks, selfPath, startName } from './multicall.js';
 import { nativeSyscalls, type Syscalls } from './syscalls.js';
 import { FEATURES, VERSION } from './version.js';
@@ -136,7 +137,8 @@ function install(argv0: string, args: readonly string[], io: MainIO): number {
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    io.stderr.write(`kmod-ts: ERROR: cannot install links in ${dir}: ${e.code ?? e.message}\n`);
+    const errno = e.code ? errnoFromCode(e.code) : undefined;
+    io.stderr.write(`kmod-ts: ERROR: cannot install links in ${dir}: ${errno ? strerror(errno) : e.message}\n`);
     return 1;
   }
   return status;
