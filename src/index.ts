@@ -1,0 +1,34 @@
+/**
+ * kmod-ts as a library: load, remove and list kernel modules from Node programs.
+ *
+ * @example
+ * import { loadModule, removeModule, listModules, ModuleFileError, SyscallError } from 'kmod-ts';
+ * const r = await loadModule('/lib/modules/6.12.0/kernel/drivers/net/dummy.ko.xz', { params: ['numdummies=2'] });
+ * console.log(r.via); // 'finit_module (in-kernel xz)'
+ * for (const m of listModules()) console.log(m.name, m.size, m.refcnt, m.holders);
+ * await removeModule('dummy');
+ *
+ * @module
+ */
+export { loadModule, LOAD_PATHS, type LoadOptions, type LoadPath, type LoadResult } from './load-module.js';
+export { removeModule, checkRemovable, moduleNameFromArg, isBuiltin, type RemoveOptions } from './remove-module.js';
+export { listModules, type LoadedModule } from './list-modules.js';
+export { readProcModules, parseProcModules, type ProcModule } from './proc-modules.js';
+export { readModuleSysfs, readKernelCompression, type ModuleSysfs } from './sysfs.js';
+export { joinModuleArgs } from './params.js';
+export { detectFormat, decompress, DEFAULT_MAX_SIZE, type Format, type CompressedFormat } from './compression.js';
+export {
+  nativeSyscalls,
+  syscallNumbers,
+  MODULE_INIT_COMPRESSED_FILE,
+  MODULE_INIT_IGNORE_MODVERSIONS,
+  MODULE_INIT_IGNORE_VERMAGIC,
+  O_NONBLOCK,
+  O_TRUNC,
+  type Syscalls,
+  type Mapping,
+} from './syscalls.js';
+export { SyscallError, ModuleFileError, ModuleStateError, UsageError, DecompressError, ElfError } from './errors.js';
+export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind } from './errors.js';
+export { strerror, errnoName, errnoFromCode } from './errno.js';
+export { VERSION } from './version.js';
