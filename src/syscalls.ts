@@ -75,7 +75,7 @@ interface Native {
   syscall: (...args: unknown[]) => number | bigint;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
   munmap: (addr: unknown, len: number) => number;
-  openlog: (ident: string, option: number, facility: number) => void;
+  openlog: (ident: Buffer, option: number, facility: number) => void;
   syslog: (priority: number, format: string, ...args: unknown[]) => void;
   closelog: () => void;
 }
@@ -91,12 +91,14 @@ function load(): Native {
     syscall: libc.func('long syscall(long number, ...)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
-    openlog: libc.func('void openlog(const char *ident, int option, int facility)'),
+    openlog: libc.func('void openlog(void *ident, int option, int facility)'),
     syslog: libc.func('void syslog(int priority, const char *format, ...)'),
     closelog: libc.func('void closelog(void)'),
   };
   return native;
 }
+
+let syslogIdent: Buffer | undefined;
 
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
@@ -150,8 +152,10 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
     },
     syslog(ident, priority, message) {
       const n = load();
+      // openlog keeps the ident pointer, so the buffer must outlive the call: hold it here.
+      syslogIdent = Buffer.from(`${ident}\0`);
       // LOG_USER (1 << 3); the message goes through "%s" so that a '%' in it is not a format.
-      n.openlog(ident, 0, 1 << 3);
+      n.openlog(syslogIdent, 0, 1 << 3);
       n.syslog(priority, '%s', 'const char *', message);
       n.closelog();
     },
