@@ -73,16 +73,22 @@ export function archiveUris() {
   return { main: main.uri.replace(/\/+$/, ''), security: security?.uri.replace(/\/+$/, '') };
 }
 
-/** Private apt configuration for one suite; leaves the machine's apt state alone. */
-async function privateApt(dir, codename) {
+/**
+ * Private apt state for one Debian suite (sources list, lists, cache under <cache>/apt/CODENAME),
+ * so the machine's own apt state is never touched and no root is needed.
+ * @param {string} codename e.g. 'bookworm', 'trixie'
+ * @returns {Promise<{ opts: string[], keyrings: string[], get: Function, cache: Function,
+ *   update: () => Promise<void> }>}
+ */
+export async function privateApt(codename) {
   const { main, security } = archiveUris();
-  const aptDir = path.join(dir, 'apt');
+  const aptDir = path.join(cacheDir(), 'apt', codename);
   await fs.mkdir(path.join(aptDir, 'lists', 'partial'), { recursive: true });
   await fs.mkdir(path.join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
   await fs.mkdir(path.join(aptDir, 'state'), { recursive: true });
 
-  // The trixie Release files are signed with keys that debian-archive-keyring (2023.3+deb12u1 on
-  // bookworm) already carries; the per-release keyrings are a fallback for older keyring packages.
+  // debian-archive-keyring (2023.3+deb12u1 on bookworm) already carries the trixie keys; the
+  // per-release keyrings are listed too for machines with an older keyring package.
   const keyrings = [KEYRING, `/usr/share/keyrings/debian-archive-${codename}-automatic.gpg`,
     `/usr/share/keyrings/debian-archive-${codename}-security-automatic.gpg`,
     `/usr/share/keyrings/debian-archive-${codename}-stable.gpg`].filter((k) => existsSync(k));
@@ -100,17 +106,52 @@ async function privateApt(dir, codename) {
     '-o', `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
     '-o', `Dir::Cache=${path.join(aptDir, 'cache')}`,
     '-o', 'APT::Architecture=amd64',
-    '-o', 'APT::Get::List-Cleanup=0',
     '-o', 'Debug::NoLocking=1',
   ];
   // As root, apt drops to the _apt user for downloads, which cannot write into our cache.
   if (process.getuid?.() === 0) opts.push('-o', 'APT::Sandbox::User=root');
-  return {
+  const apt = {
     opts,
     keyrings,
     async get(...args) { return run('apt-get', [...opts, ...args], { maxBuffer: 64 << 20 }); },
     async cache(...args) { return (await run('apt-cache', [...opts, ...args], { maxBuffer: 64 << 20 })).stdout; },
+    /** Fetch the lists unless a previous run did. */
+    async ensureLists() {
+      const have = (await fs.readdir(path.join(aptDir, 'lists'))).some((f) => f.includes('_Packages'));
+      if (!have) await apt.update();
+    },
+    async update() {
+      log(`apt-get update (${codename}, private lists in ${aptDir})`);
+      try {
+        await apt.get('update', '-qq');
+      } catch (e) {
+        throw new Error(`apt-get update for ${codename} failed (keyrings: ${keyrings.join(', ')}):\n${e.stderr || e.message}`);
+      }
+    },
   };
+  return apt;
+}
+
+/**
+ * `apt-get download` packages of a suite into `destDir` and unpack them with `dpkg -x` into
+ * `rootDir`. Refreshes the private lists first (the archive drops superseded versions).
+ * @returns {Promise<string[]>} the .deb files
+ */
+export async function downloadAndUnpack(apt, pkgs, destDir, rootDir) {
+  await fs.mkdir(destDir, { recursive: true });
+  log(`apt-get download ${pkgs.join(' ')}`);
+  await run('apt-get', [...apt.opts, 'download', '-qq', ...pkgs], { cwd: destDir, maxBuffer: 64 << 20 });
+  const debs = [];
+  await fs.mkdir(rootDir, { recursive: true });
+  const files = await fs.readdir(destDir);
+  for (const pkg of pkgs) {
+    const deb = files.filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort().pop();
+    if (!deb) throw new Error(`${pkg} was not downloaded`);
+    log(`dpkg -x ${deb}`);
+    await run('dpkg', ['-x', path.join(destDir, deb), rootDir]);
+    debs.push(path.join(destDir, deb));
+  }
+  return debs;
 }
 
 /** `apt-cache depends PKG` → names of its Depends (first alternative). */
@@ -162,37 +203,21 @@ async function relocateHeadersMakefile(file) {
 
 async function fetchAndUnpack(name, dir) {
   const { codename, label } = KERNELS[name];
-  const apt = await privateApt(dir, codename);
-  log(`${label}: apt-get update (${codename}, private lists in ${path.join(dir, 'apt')})`);
-  try {
-    await apt.get('update', '-qq');
-  } catch (e) {
-    throw new Error(`apt-get update for ${codename} failed (keyrings: ${apt.keyrings.join(', ')}):\n${e.stderr || e.message}`);
-  }
+  const apt = await privateApt(codename);
+  await apt.update();
 
   const meta = (await depends(apt, 'linux-image-cloud-amd64')).find((n) => /^linux-image-.*-cloud-amd64$/.test(n));
   if (!meta) throw new Error(`${label}: cannot resolve linux-image-cloud-amd64`);
   // linux-image-6.1.0-56-cloud-amd64 → ABI 6.1.0-56; on trixie linux-image-6.12.48+deb13-cloud-amd64.
-  // (The -unsigned package has the same files; take whichever the metapackage names.)
   const abi = meta.replace(/^linux-image-/, '').replace(/-cloud-amd64(-unsigned)?$/, '');
   const headers = `linux-headers-${abi}-cloud-amd64`;
+  // The headers also depend on linux-compiler-gcc-*: that is the compiler, not files we unpack.
   const headerDeps = (await depends(apt, headers)).filter((n) => /^linux-(headers|kbuild)-/.test(n));
   const pkgs = [meta, headers, ...headerDeps];
 
-  const debs = path.join(dir, 'debs');
-  await fs.mkdir(debs, { recursive: true });
-  log(`${label}: apt-get download ${pkgs.join(' ')}`);
-  await run('apt-get', [...apt.opts, 'download', '-qq', ...pkgs], { cwd: debs, maxBuffer: 64 << 20 });
-
   const tmpRoot = path.join(dir, `root.tmp-${process.pid}`);
   await fs.rm(tmpRoot, { recursive: true, force: true });
-  await fs.mkdir(tmpRoot, { recursive: true });
-  for (const pkg of pkgs) {
-    const deb = (await fs.readdir(debs)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-    if (!deb) throw new Error(`${label}: ${pkg} was not downloaded`);
-    log(`${label}: dpkg -x ${deb}`);
-    await run('dpkg', ['-x', path.join(debs, deb), tmpRoot]);
-  }
+  await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmpRoot);
   // Debian 13 is usr-merged and ships modules under usr/lib/modules; make /lib → usr/lib so the
   // same /lib/modules/KVER path works for depmod -b here and inside the rootfs.
   if (!existsSync(path.join(tmpRoot, 'lib'))) await fs.symlink('usr/lib', path.join(tmpRoot, 'lib'));
