@@ -11,6 +11,7 @@
 //                                  modinfo/depmod
 //   /opt/kmod/bin/{kmod,insmod,rmmod,lsmod,modinfo}   Debian's kmod, for side-by-side comparison
 //   /lib/modules/KVER              the kernel's modules with modules.dep (scripts/kernels.mjs)
+//   /root/dummy.ko.xz              (kernels with uncompressed modules) dummy.ko, xz'd as kbuild does
 //
 // The image is a concatenation of cpio archives (the kernel unpacks them in order, later entries
 // replacing earlier ones): a cached layer with node, libraries, busybox and kmod; a cached layer
@@ -434,10 +435,11 @@ export async function overlayArchive({ files = [], payload, compress = 'none', o
  * Build a bootable initramfs for one kernel.
  * @param {{ kernel?: 'd12'|'d13', add?: {src: string, dest: string}[], init?: string,
  *   out?: string, compress?: 'gzip'|'none', modules?: string[], bundleDir?: string,
- *   buildBundle?: boolean }} [opts]
+ *   buildBundle?: boolean, demoFiles?: boolean }} [opts]
  *   `init` is a file whose contents become the payload /init runs (then powers off);
  *   `modules` keeps only those modules (and their dependencies); `bundleDir` defaults to
- *   build/bundle, rebuilt first unless `buildBundle` is false.
+ *   build/bundle, rebuilt first unless `buildBundle` is false; `demoFiles: false` leaves out
+ *   /root/dummy.ko.xz.
  * @returns {Promise<{ image: string, bytes: number, kernel: object, install: { how: string, applets: string[] } }>}
  * @throws {Error} when a tool is missing, the kernel cannot be fetched, or the bundle cannot be built.
  * @example const { image, kernel } = await buildRootfs({ kernel: 'd13' });
@@ -462,6 +464,15 @@ export async function buildRootfs(opts = {}) {
       const to = path.join(stage, a.dest);
       await fs.mkdir(path.dirname(to), { recursive: true });
       await fs.cp(a.src, to, { recursive: true });
+    }
+    // Kernels whose modules are plain .ko (Debian 12) get one compressed the way kbuild compresses
+    // (CRC32, 1 MiB dictionary), to show the read+decompress path: /root/dummy.ko.xz.
+    if (k.compression === 'none' && opts.demoFiles !== false) {
+      const ko = path.join(k.modulesDir, 'kernel/drivers/net/dummy.ko');
+      if (existsSync(ko)) {
+        await fs.mkdir(path.join(stage, 'root'), { recursive: true });
+        execFileSync('sh', ['-c', 'xz --check=crc32 --lzma2=dict=1MiB -c "$1" > "$2"', 'sh', ko, path.join(stage, 'root/dummy.ko.xz')]);
+      }
     }
     if (opts.init) {
       await fs.mkdir(path.join(stage, path.dirname(PAYLOAD_PATH)), { recursive: true });

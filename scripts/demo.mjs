@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// `npm run demo`: boot Debian 13, then Debian 12, under QEMU (software emulation) in an image
+// whose /sbin/insmod, rmmod and lsmod are kmod-ts, and run a narrated session on each. Every step
+// is checked on the host from what the guest printed; exit 0 only if all of them did what they say.
+//
+// CLI: node scripts/demo.mjs [--kernel d13|d12]... [--no-build]
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInVm, imageFor, checkQemu } from './vm.mjs';
+import { ensureKernel } from './kernels.mjs';
+
+const STEP = /^@@STEP (\d+)@@$/;
+const RC = /^@@RC (\d+) (\d+)@@$/;
+
+const LOADED = /^insmod: INFO: loaded (\S+) via (.+)$/m;
+
+/** lsmod row for `name`, as `{ size, used, holders }`, or undefined. */
+function lsmodRow(out, name) {
+  const m = out.match(new RegExp(`^${name} +(\\d+) +(\\d+)(?: (\\S+))?$`, 'm'));
+  return m ? { size: Number(m[1]), used: Number(m[2]), holders: m[3] ? m[3].split(',') : [] } : undefined;
+}
+
+function expectLoaded(path_) {
+  return (out, rc) => {
+    if (rc !== 0) return `exit status ${rc}`;
+    const m = out.match(LOADED);
+    if (!m) return 'no "insmod: INFO: loaded ... via ..." line';
+    if (path_ && m[2] !== path_) return `loaded via ${m[2]}, expected via ${path_}`;
+    return undefined;
+  };
+}
+
+/**
+ * The session for one kernel: each step is a command, what it claims, and a check of its output.
+ * @param {{ kver: string, compression: string, decompressInKernel: boolean }} k
+ */
+export function demoSteps(k) {
+  const mod = (rel) => `/lib/modules/${k.kver}/kernel/${rel}${k.compression === 'xz' ? '.xz' : ''}`;
+  const firstPath = k.compression === 'xz' && k.decompressInKernel ? 'finit_module (in-kernel xz)'
+    : k.compression === 'none' ? 'mmap+init_module' : undefined;
+  const netUp = (out, rc) => (rc !== 0 ? `exit status ${rc}` : ['dummy0', 'dummy1'].filter((i) => !new RegExp(`\\b${i}\\b`).test(out)).map((i) => `${i} missing`).join(', ') || undefined);
+  const steps = [
+    { cmd: `insmod -v ${mod('drivers/net/dummy.ko')} numdummies=2`, says: `load dummy with numdummies=2${firstPath ? ` via ${firstPath}` : ''}`, check: expectLoaded(firstPath), firstInsmod: true },
+    { cmd: 'lsmod', says: 'dummy is listed, used by nobody', check: (out) => (lsmodRow(out, 'dummy')?.used === 0 ? undefined : 'no "dummy ... 0" row') },
+    { cmd: 'ls /sys/class/net', says: 'two dummy interfaces exist', check: netUp },
+    { cmd: 'ip link show', says: 'ip sees dummy0 and dummy1', check: netUp },
+    { cmd: `insmod -v ${mod('fs/fat/fat.ko')}`, says: 'load fat', check: expectLoaded(firstPath) },
+    { cmd: `insmod -v ${mod('fs/fat/vfat.ko')}`, says: 'load vfat, which needs fat', check: expectLoaded(firstPath) },
+    {
+      cmd: 'lsmod', says: 'fat is held by vfat',
+      check: (out) => {
+        const fat = lsmodRow(out, 'fat');
+        const vfat = lsmodRow(out, 'vfat');
+        if (!fat) return 'no fat row';
+        if (!vfat) return 'no vfat row';
+        if (fat.used !== 1 || fat.holders.join(',') !== 'vfat') return `fat row says used ${fat.used} by "${fat.holders.join(',')}", expected "1 vfat"`;
+        return undefined;
+      },
+    },
+    { cmd: 'rmmod vfat fat dummy', says: 'remove all three', check: (out, rc) => (rc !== 0 ? `exit status ${rc}: ${out.trim()}` : undefined) },
+    {
+      cmd: 'lsmod; ls /sys/class/net', says: 'the modules and interfaces are gone',
+      check: (out) => {
+        const left = ['dummy', 'fat', 'vfat'].filter((m) => lsmodRow(out, m));
+        if (left.length) return `still loaded: ${left.join(' ')}`;
+        if (/\bdummy[01]\b/.test(out)) return 'dummy interfaces still present';
+        if (!/^Module +Size +Used by$/m.test(out)) return 'no lsmod header';
+        return undefined;
+      },
+    },
+  ];
+  if (k.compression === 'none') {
+    // Debian 12 ships plain .ko and its kernel cannot decompress modules: show a compressed one too.
+    steps.push(
+      { cmd: 'insmod -v /root/dummy.ko.xz numdummies=2', says: 'load a kbuild-style dummy.ko.xz via read+xz+init_module', check: expectLoaded('read+xz+init_module') },
+      { cmd: 'ls /sys/class/net', says: 'two dummy interfaces exist again', check: netUp },
+      { cmd: 'rmmod dummy && lsmod', says: 'and it goes away', check: (out, rc) => (rc !== 0 ? `exit status ${rc}` : lsmodRow(out, 'dummy') ? 'dummy still loaded' : undefined) },
+    );
+  }
+  return steps;
+}
+
+/** The guest side: run each step, framed by markers the host parses. */
+export function demoScript(steps) {
+  const lines = ['step() { n=$1; shift; echo "@@STEP $n@@"; echo "# $*"; eval "$*" 2>&1; echo "@@RC $n $?@@"; }'];
+  steps.forEach((s, i) => lines.push(`step ${i + 1} '${s.cmd.replace(/'/g, "'\\''")}'`));
+  return lines.join('\n') + '\n';
+}
+
+const sec = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * Boot one kernel and run the narrated session, printing as it goes.
+ * @returns {Promise<{ kernel: string, kver: string, failures: string[], bootMs: number, firstInsmodMs?: number, totalMs: number }>}
+ */
+export async function runDemo(kernel, { out = process.stdout } = {}) {
+  const k = await ensureKernel(kernel);
+  const steps = demoSteps(k);
+  const image = await imageFor(kernel);
+  out.write(`\n=== ${k.label}: kernel ${k.kver}; modules ${k.compression === 'none' ? 'uncompressed (.ko)' : `${k.compression}-compressed`}, ` +
+    `in-kernel decompression ${k.decompressInKernel ? 'yes' : 'no'}\n=== booting QEMU (TCG, -cpu max, no KVM)...\n`);
+  const failures = [];
+  let cur;
+  let firstInsmodMs;
+  const onLine = (text, ms) => {
+    let m;
+    if ((m = text.match(STEP))) {
+      cur = { i: Number(m[1]) - 1, out: '' };
+      out.write(`\n[${sec(ms).padStart(7)}] ${steps[cur.i].says}\n`);
+    } else if ((m = text.match(RC)) && cur) {
+      const step = steps[cur.i];
+      const body = cur.out.replace(/^# .*\n/, '');
+      const why = step.check(body, Number(m[2]));
+      const via = body.match(LOADED);
+      if (via) out.write(`          loading path: ${via[2]}\n`);
+      if (why) {
+        failures.push(`step ${cur.i + 1} "${step.says}" (${step.cmd}): ${why}`);
+        out.write(`          FAILED: ${why}\n`);
+      } else {
+        out.write('          ok\n');
+        if (step.firstInsmod && firstInsmodMs === undefined) firstInsmodMs = ms;
+      }
+      cur = undefined;
+    } else if (cur) {
+      cur.out += `${text}\n`;
+      out.write(`          ${text.startsWith('# ') ? `$ ${text.slice(2)}` : `  ${text}`}\n`);
+    }
+  };
+  const r = await runInVm({ kernel, image, script: demoScript(steps), onLine, timeoutMs: 300_000 });
+  const ran = (r.output.match(/^@@RC \d+ \d+@@$/gm) ?? []).length;
+  if (ran !== steps.length) failures.push(`only ${ran} of ${steps.length} steps ran; guest output:\n${r.output}`);
+  out.write(`\n=== ${k.label}: ${failures.length ? `${failures.length} step(s) FAILED` : `all ${steps.length} steps ok`}; ` +
+    `guest shell after ${sec(r.bootMs)}, first successful insmod ${firstInsmodMs !== undefined ? `${sec(firstInsmodMs)}` : 'never'} after QEMU start; total ${sec(r.totalMs)}\n`);
+  return { kernel, kver: k.kver, failures, bootMs: r.bootMs, firstInsmodMs, totalMs: r.totalMs };
+}
+
+async function main(argv) {
+  const kernels = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--kernel') kernels.push(argv[++i]);
+    else if (argv[i] === '-h' || argv[i] === '--help') { process.stdout.write('usage: node scripts/demo.mjs [--kernel d13|d12]...\n'); return 0; }
+    else throw new Error(`unknown option ${argv[i]}`);
+  }
+  if (kernels.length === 0) kernels.push('d13', 'd12');
+  process.stdout.write(`demo: ${checkQemu()}\n`);
+  const results = [];
+  for (const k of kernels) {
+    try {
+      results.push(await runDemo(k));
+    } catch (e) {
+      results.push({ kernel: k, failures: [`${e.message}`] });
+    }
+  }
+  process.stdout.write('\n');
+  for (const r of results) {
+    process.stdout.write(`demo: ${r.kernel}${r.kver ? ` ${r.kver}` : ''}: ${r.failures.length ? 'FAILED' : 'ok'}` +
+      `${r.firstInsmodMs !== undefined ? `; QEMU start → first successful insmod ${sec(r.firstInsmodMs)}` : ''}\n`);
+    for (const f of r.failures) process.stdout.write(`demo:   ${f}\n`);
+  }
+  return results.every((r) => r.failures.length === 0) ? 0 : 1;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((c) => process.exit(c), (e) => {
+    process.stderr.write(`demo: ERROR: ${e.message}\n`);
+    process.exit(1);
+  });
+}
