@@ -1,0 +1,55 @@
+#!/bin/sh
+# npm run setup: everything a fresh Debian/Ubuntu machine needs for build, demo and tests.
+#   1. system packages: installed through apt-get when run as root (only the missing ones);
+#      otherwise the exact command to run is printed and setup stops
+#   2. npm ci (zstd-napi compiles its addon with node-gyp: g++, make, python3)
+#   3. npm run build
+#   4. the Debian 12 and 13 kernels the demo boots (scripts/kernels.mjs; cached in .cache/)
+set -eu
+cd "$(dirname "$0")/.."
+
+# qemu-system-x86: the demo/test VMs (TCG, no KVM needed); cpio, xz-utils: the initramfs and the
+# kbuild-style dummy.ko.xz; kmod: depmod for the kernels' modules.dep, and Debian's kmod inside the
+# image for side-by-side comparisons; zstd: compressed test fixtures; dpkg/apt: kernel downloads.
+# busybox comes from Debian's `busybox` package, fetched by scripts/mkrootfs.mjs with apt-get
+# download (busybox-static's shell would run its built-in insmod before ours).
+# g++, make, python3: node-gyp builds zstd-napi's addon during npm ci (and make/gcc build the
+# test suite's kernel module).
+PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3"
+
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing="$missing $p"
+  fi
+done
+missing=${missing# }
+
+if [ -z "$missing" ]; then
+  echo "setup: system packages present: $PACKAGES"
+elif [ "$(id -u)" -eq 0 ]; then
+  echo "setup: apt-get install $missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "setup: missing system packages: $missing" >&2
+  echo "setup: install them as root, then run npm run setup again:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends $missing" >&2
+  exit 1
+fi
+
+echo "setup: npm ci"
+npm ci --no-audit --no-fund
+
+echo "setup: npm run build"
+npm run build --silent
+
+echo "setup: fetching the Debian 12 and 13 cloud kernels (cached in \${KMOD_TS_CACHE:-.cache})"
+node scripts/kernels.mjs all
+echo "setup: done. Next: npm run demo"
