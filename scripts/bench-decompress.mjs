@@ -103,7 +103,8 @@ for (const [tool, , out] of formats) {
       import fs from 'node:fs';
       const input = fs.readFileSync(${JSON.stringify(file)});
       if (${dec}) { const { decompressSync } = await import(${JSON.stringify(compression)}); globalThis.keep = decompressSync(${JSON.stringify(fmt)}, input); }
-      console.log(JSON.stringify(process.resourceUsage().maxRSS * 1024));`);
+      // VmHWM, not getrusage's maxRSS: Linux carries maxRSS over from the forking parent.
+      console.log(JSON.stringify(1024 * Number(/VmHWM:\\s*(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1])));`);
   let base = Infinity;
   let withDec = Infinity;
   for (let i = 0; i < 5; i++) {
