@@ -283,14 +283,25 @@ export function readModinfo(src: ByteSource, opts: ModinfoReadOptions = {}): Arr
   const layout = opts.layout ?? parseElfSections(src);
   const sec = findSection(layout, '.modinfo');
   if (sec === undefined) return undefined;
-  const bytes = src.read(sec.offset, sec.size);
-  const enc = opts.encoding ?? 'utf8';
+  return decodeModinfo(src.read(sec.offset, sec.size), opts.encoding);
+}
+
+/**
+ * Splits the bytes of a `.modinfo` section (or any `key=value` string table) into pairs, as
+ * {@link readModinfo} does.
+ * @param bytes the section contents
+ * @param encoding `utf8` (default) or `latin1` (byte-exact, see {@link ModinfoReadOptions})
+ * @returns the pairs in order
+ * @example
+ * decodeModinfo(Buffer.from('\0license=GPL\0')); // [['license', 'GPL']]
+ */
+export function decodeModinfo(bytes: Uint8Array, encoding: 'utf8' | 'latin1' = 'utf8'): Array<[key: string, value: string]> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: Array<[string, string]> = [];
   for (const [s, e] of splitStrings(bytes)) {
     const eq = bytes.indexOf(0x3d, s);
-    if (eq === -1 || eq >= e) out.push([buf.toString(enc, s, e), '']);
-    else out.push([buf.toString(enc, s, eq), buf.toString(enc, eq + 1, e)]);
+    if (eq === -1 || eq >= e) out.push([buf.toString(encoding, s, e), '']);
+    else out.push([buf.toString(encoding, s, eq), buf.toString(encoding, eq + 1, e)]);
   }
   return out;
 }

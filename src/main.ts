@@ -14,6 +14,7 @@ import { FEATURES, VERSION } from './version.js';
 const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
   insmod: async () => (await import('../applets/insmod.js')).default,
   lsmod: async () => (await import('../applets/lsmod.js')).default,
+  modinfo: async () => (await import('../applets/modinfo.js')).default,
   rmmod: async () => (await import('../applets/rmmod.js')).default,
 };
 

@@ -1,0 +1,300 @@
+/**
+ * Module name, alias and built-in look-ups in `/lib/modules/KVER`, as libkmod does them for
+ * `modinfo`: modules.dep (name → file), modules.symbols and modules.alias (wildcard aliases →
+ * names), modules.builtin (built-in names), modules.builtin.modinfo (built-in `.modinfo` and
+ * aliases).
+ *
+ * kmod reads depmod's binary tries (`*.bin`); we read the text files depmod writes beside them,
+ * which carry the same keys and values. Each file is read once, when first needed.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * kmod's `modname_normalize`: cut at the first `.`, `-` → `_`.
+ * @param name a module name or file basename
+ * @returns the normalized name
+ * @example
+ * modnameNormalize('snd-hda-intel.ko.xz'); // 'snd_hda_intel'
+ */
+export function modnameNormalize(name: string): string {
+  const dot = name.indexOf('.');
+  return (dot === -1 ? name : name.slice(0, dot)).replaceAll('-', '_');
+}
+
+/**
+ * kmod's `path_to_modname`: the normalized basename.
+ * @param p a module path
+ * @returns the module name, or undefined for an empty basename
+ * @example
+ * pathToModname('/x/kernel/drivers/net/dummy.ko'); // 'dummy'
+ */
+export function pathToModname(p: string): string | undefined {
+  const base = p.endsWith('/') ? '' : p.slice(p.lastIndexOf('/') + 1);
+  return base === '' ? undefined : modnameNormalize(base);
+}
+
+/**
+ * kmod's `alias_normalize`: `-` → `_` outside `[...]`.
+ * @param alias a module alias as given
+ * @returns the normalized alias, or undefined when brackets do not pair (kmod: EINVAL)
+ * @example
+ * aliasNormalize('pci:v*d[0-9]-x'); // 'pci:v*d[0-9]_x'
+ */
+export function aliasNormalize(alias: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < alias.length; i++) {
+    const c = alias[i];
+    if (c === '-') out += '_';
+    else if (c === ']') return undefined;
+    else if (c === '[') {
+      const close = alias.indexOf(']', i);
+      if (close === -1) return undefined;
+      out += alias.slice(i, close + 1);
+      i = close;
+    } else out += c;
+  }
+  return out;
+}
+
+const globCache = new Map<string, RegExp>();
+
+/**
+ * glibc `fnmatch(pattern, s, 0)`: `*`, `?`, `[...]` (ranges, `!`/`^` negation, `]` first),
+ * backslash escapes; `/` and leading dots are not special with flags 0.
+ * @param pattern the glob
+ * @param s the string
+ * @returns whether it matches
+ * @example
+ * fnmatch('pci:v00008086d*', 'pci:v00008086d00001234'); // true
+ */
+export function fnmatch(pattern: string, s: string): boolean {
+  if (!/[*?[\\]/.test(pattern)) return pattern === s;
+  let re = globCache.get(pattern);
+  if (re === undefined) {
+    re = globToRegExp(pattern);
+    globCache.set(pattern, re);
+  }
+  return re.test(s);
+}
+
+function globToRegExp(p: string): RegExp {
+  const esc = (c: string) => c.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  let out = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === '*') out += '[\\s\\S]*';
+    else if (c === '?') out += '[\\s\\S]';
+    else if (c === '\\' && i + 1 < p.length) out += esc(p[++i]);
+    else if (c === '[') {
+      let j = i + 1;
+      let neg = false;
+      if (p[j] === '!' || p[j] === '^') {
+        neg = true;
+        j++;
+      }
+      let body = '';
+      let first = true;
+      while (j < p.length && (p[j] !== ']' || first)) {
+        first = false;
+        if (p[j] === '\\' && j + 1 < p.length) j++;
+        if (p[j + 1] === '-' && j + 2 < p.length && p[j + 2] !== ']') {
+          body += `${esc(p[j])}-${esc(p[j + 2])}`;
+          j += 3;
+        } else {
+          body += esc(p[j]);
+          j++;
+        }
+      }
+      if (j >= p.length) out += '\\['; // no closing bracket: a literal '['
+      else {
+        out += `[${neg ? '^' : ''}${body}]`;
+        i = j;
+      }
+    } else out += esc(c);
+  }
+  return new RegExp(`^${out}$`, 's');
+}
+
+interface AliasEntry {
+  pattern: string;
+  module: string;
+  rank: number;
+}
+
+/**
+ * Read-only view of one `/lib/modules/KVER` directory. Missing files read as empty, as kmod
+ * treats a missing index as "not found there".
+ * @example
+ * const idx = new ModuleIndex('/lib/modules/6.1.0-18-amd64');
+ * idx.modulePath('dummy'); // '/lib/modules/6.1.0-18-amd64/kernel/drivers/net/dummy.ko'
+ */
+export class ModuleIndex {
+  #dep: Map<string, string> | undefined;
+  #aliases: AliasEntry[] | undefined;
+  #symbols: Map<string, AliasEntry[]> | undefined;
+  #builtin: Set<string> | undefined;
+  #builtinModinfo: Map<string, Array<[string, string]>> | null | undefined;
+  #builtinAliases: AliasEntry[] | undefined;
+
+  /** @param dir the modules directory, e.g. `/lib/modules/$(uname -r)` */
+  constructor(readonly dir: string) {}
+
+  #read(name: string, encoding: 'utf8' | 'latin1' = 'utf8'): string | undefined {
+    try {
+      return readFileSync(path.join(this.dir, name), encoding);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The file of a module, from modules.dep (relative paths are taken under `dir`).
+   * @param name a normalized module name
+   * @returns the path, or undefined when modules.dep does not list it
+   */
+  modulePath(name: string): string | undefined {
+    if (this.#dep === undefined) {
+      this.#dep = new Map();
+      for (const line of (this.#read('modules.dep') ?? '').split('\n')) {
+        const colon = line.indexOf(':');
+        if (colon <= 0) continue;
+        const file = line.slice(0, colon);
+        const mod = pathToModname(file);
+        if (mod !== undefined && !this.#dep.has(mod)) this.#dep.set(mod, file.startsWith('/') ? file : `${this.dir}/${file}`);
+      }
+    }
+    return this.#dep.get(name);
+  }
+
+  /**
+   * Whether modules.builtin lists the module.
+   * @param name a normalized module name
+   */
+  isBuiltin(name: string): boolean {
+    if (this.#builtin === undefined) {
+      this.#builtin = new Set();
+      for (const line of (this.#read('modules.builtin') ?? '').split('\n')) {
+        const m = line.trim() === '' ? undefined : pathToModname(line.trim());
+        if (m !== undefined) this.#builtin.add(m);
+      }
+    }
+    return this.#builtin.has(name);
+  }
+
+  /**
+   * The `.modinfo` of a built-in module, from modules.builtin.modinfo (`name.key=value`
+   * strings): the first run of strings for that name, as kmod's builtin iterator finds it.
+   * Keys and values are latin1 byte strings (`Buffer.from(v, 'latin1')` gives the bytes).
+   * @param name a normalized module name
+   * @returns the pairs; `undefined` when the module is not in the file; `null` when there is no
+   *   file (an old kernel: kmod then prints nothing more)
+   */
+  builtinModinfo(name: string): Array<[string, string]> | undefined | null {
+    if (this.#builtinModinfo === undefined) this.#loadBuiltinModinfo();
+    if (this.#builtinModinfo === null) return null;
+    return this.#builtinModinfo!.get(name);
+  }
+
+  #loadBuiltinModinfo(): void {
+    // latin1: the values are module text, kept byte for byte
+    const text = this.#read('modules.builtin.modinfo', 'latin1');
+    if (text === undefined) {
+      this.#builtinModinfo = null;
+      this.#builtinAliases = [];
+      return;
+    }
+    const map = new Map<string, Array<[string, string]>>();
+    const aliases: AliasEntry[] = [];
+    let current: string | undefined;
+    let list: Array<[string, string]> | undefined;
+    for (const s of text.split('\0')) {
+      if (s === '') continue;
+      const dot = s.indexOf('.');
+      if (dot <= 0) continue;
+      const mod = s.slice(0, dot);
+      const kv = s.slice(dot + 1);
+      const eq = kv.indexOf('=');
+      const pair: [string, string] = eq === -1 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+      if (mod !== current) {
+        current = mod;
+        // only the first run of a name counts (kmod stops at the first match)
+        list = map.has(mod) ? undefined : [];
+        if (list) map.set(mod, list);
+      }
+      list?.push(pair);
+      if (pair[0] === 'alias') {
+        const norm = aliasNormalize(pair[1]);
+        if (norm !== undefined) aliases.push({ pattern: norm, module: mod, rank: 0 });
+      }
+    }
+    this.#builtinModinfo = map;
+    this.#builtinAliases = aliases;
+  }
+
+  /**
+   * Modules whose modules.alias pattern matches, in depmod's module order (kmod's priority), one
+   * entry per matching alias line (kmod lists a module once per match, too).
+   * @param alias a normalized alias
+   */
+  lookupAlias(alias: string): string[] {
+    if (this.#aliases === undefined) this.#aliases = this.#parseAliasFile('modules.alias', 'alias ');
+    return matches(this.#aliases, alias);
+  }
+
+  /**
+   * Modules exporting a symbol, from modules.symbols (keys look like `symbol:NAME`).
+   * @param key e.g. `symbol:printk`
+   */
+  lookupSymbol(key: string): string[] {
+    if (this.#symbols === undefined) {
+      this.#symbols = new Map();
+      for (const e of this.#parseAliasFile('modules.symbols', 'alias ')) {
+        const l = this.#symbols.get(e.pattern);
+        if (l) l.push(e);
+        else this.#symbols.set(e.pattern, [e]);
+      }
+    }
+    // symbols are plain keys in practice; fall back to a wildcard scan when the key has none
+    const exact = this.#symbols.get(key);
+    return exact ? [...exact].sort((a, b) => a.rank - b.rank).map((e) => e.module) : [];
+  }
+
+  /**
+   * Built-in modules with a matching alias (modules.builtin.modinfo `alias=` entries).
+   * @param alias a normalized alias
+   */
+  lookupBuiltinAlias(alias: string): string[] {
+    if (this.#builtinAliases === undefined) this.#loadBuiltinModinfo();
+    return matches(this.#builtinAliases!, alias);
+  }
+
+  #parseAliasFile(file: string, prefix: string): AliasEntry[] {
+    const out: AliasEntry[] = [];
+    const ranks = new Map<string, number>();
+    for (const line of (this.#read(file) ?? '').split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const rest = line.slice(prefix.length);
+      const sp = rest.lastIndexOf(' ');
+      if (sp <= 0) continue;
+      const module = rest.slice(sp + 1);
+      const pattern = aliasNormalize(rest.slice(0, sp));
+      if (pattern === undefined) continue;
+      let rank = ranks.get(module);
+      if (rank === undefined) {
+        rank = ranks.size;
+        ranks.set(module, rank);
+      }
+      out.push({ pattern, module, rank });
+    }
+    return out;
+  }
+}
+
+function matches(entries: readonly AliasEntry[], key: string): string[] {
+  const hits = entries.filter((e) => fnmatch(e.pattern, key));
+  // stable sort: equal ranks keep file order
+  return hits.sort((a, b) => a.rank - b.rank).map((e) => e.module);
+}
