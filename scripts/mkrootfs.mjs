@@ -493,6 +493,13 @@ export async function buildRootfs(opts = {}) {
   return { image: out, bytes: (await fs.stat(out)).size, kernel: k, install };
 }
 
+/** The QEMU command line that boots an image, as scripts/vm.mjs runs it (for users' own scripts). */
+async function bootCommand(r) {
+  const { QEMU, qemuArgs } = await import('./vm.mjs');
+  const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return [QEMU, ...qemuArgs({ vmlinuz: r.kernel.vmlinuz, initrd: r.image })].map(q).join(' ');
+}
+
 const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
 
 async function main(argv) {
@@ -518,7 +525,8 @@ async function main(argv) {
   const t0 = Date.now();
   const r = await buildRootfs(opts);
   process.stdout.write(`mkrootfs: ${r.image}: ${mib(r.bytes)} (${r.bytes} bytes), kernel ${r.kernel.kver}, ` +
-    `/sbin: ${r.install.applets.join(' ')} via ${r.install.how}, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    `/sbin: ${r.install.applets.join(' ')} via ${r.install.how}, ${((Date.now() - t0) / 1000).toFixed(1)} s\n` +
+    `mkrootfs: boot it: ${await bootCommand(r)}\n`);
   return 0;
 }
 

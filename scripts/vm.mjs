@@ -55,10 +55,12 @@ export function checkQemu() {
 const imageCache = new Map();
 
 /**
- * The image for a kernel: `build/rootfs-<kernel>.cpio.gz`, built once per process (the bundle is
- * rebuilt then too) unless `build` is false and the file exists.
+ * The image for a kernel: `build/rootfs-<kernel>.cpio`, built once per process (the bundle is
+ * rebuilt then too) unless `build` is false and the file exists. Uncompressed by default: under
+ * TCG the kernel needs ~4 s to gunzip the ~62 MiB image and ~1.5 s to unpack the plain ~130 MiB
+ * one (Debian 13 kernel, measured), so every boot starts 2-3 s sooner.
  */
-export async function imageFor(kernel, { build = true, compress = 'gzip' } = {}) {
+export async function imageFor(kernel, { build = true, compress = 'none' } = {}) {
   const key = `${kernel}:${compress}`;
   if (!imageCache.has(key)) {
     const out = path.join(projectDir, 'build', `rootfs-${kernel}.cpio${compress === 'gzip' ? '.gz' : ''}`);
