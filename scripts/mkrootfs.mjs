@@ -19,7 +19,8 @@
 // --add files. Rebuilding after a code change therefore only re-packs the small layers.
 //
 // CLI: node scripts/mkrootfs.mjs [--kernel d12|d13] [--add SRC:DEST]... [--init FILE]
-//        [--out FILE] [--compress gzip|none] [--modules all|NAME,NAME...] [--no-bundle-build]
+//        [--out FILE] [--compress gzip|none] [--modules all|NAME,NAME...] [--bundle DIR]
+//      (--bundle: use a bundle already made by scripts/bundle.mjs instead of building one)
 
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -435,11 +436,11 @@ export async function overlayArchive({ files = [], payload, compress = 'none', o
  * Build a bootable initramfs for one kernel.
  * @param {{ kernel?: 'd12'|'d13', add?: {src: string, dest: string}[], init?: string,
  *   out?: string, compress?: 'gzip'|'none', modules?: string[], bundleDir?: string,
- *   buildBundle?: boolean, demoFiles?: boolean }} [opts]
+ *   demoFiles?: boolean }} [opts]
  *   `init` is a file whose contents become the payload /init runs (then powers off);
- *   `modules` keeps only those modules (and their dependencies); `bundleDir` defaults to
- *   build/bundle, rebuilt first unless `buildBundle` is false; `demoFiles: false` leaves out
- *   /root/dummy.ko.xz.
+ *   `modules` keeps only those modules (and their dependencies); `bundleDir` is a bundle made
+ *   by scripts/bundle.mjs, else a fresh one is built in a private directory (so concurrent
+ *   builds never share one); `demoFiles: false` leaves out /root/dummy.ko.xz.
  * @returns {Promise<{ image: string, bytes: number, kernel: object, install: { how: string, applets: string[] } }>}
  * @throws {Error} when a tool is missing, the kernel cannot be fetched, or the bundle cannot be built.
  * @example const { image, kernel } = await buildRootfs({ kernel: 'd13' });
@@ -448,8 +449,6 @@ export async function buildRootfs(opts = {}) {
   const name = opts.kernel ?? 'd13';
   const compress = opts.compress ?? 'gzip';
   const k = await ensureKernel(name);
-  const bundleDir = opts.bundleDir ?? path.join(projectDir, 'build', 'bundle');
-  if (opts.buildBundle !== false) await buildBundle({ outDir: bundleDir });
   const out = path.resolve(opts.out ?? path.join(projectDir, 'build', `rootfs-${name}.cpio${compress === 'gzip' ? '.gz' : ''}`));
   await fs.mkdir(path.dirname(out), { recursive: true });
 
@@ -457,6 +456,7 @@ export async function buildRootfs(opts = {}) {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-rootfs-'));
   let install;
   try {
+    const bundleDir = opts.bundleDir ?? (await buildBundle({ outDir: path.join(tmp, 'bundle') })).outDir;
     const stage = path.join(tmp, 'stage');
     await fs.mkdir(stage);
     install = await bundleStage(stage, bundleDir);
@@ -513,10 +513,10 @@ async function main(argv) {
     else if (a === '--out') opts.out = val();
     else if (a === '--compress') opts.compress = val();
     else if (a === '--modules') { const v = val(); opts.modules = v === 'all' ? undefined : v.split(',').filter(Boolean); }
-    else if (a === '--no-bundle-build') opts.buildBundle = false;
+    else if (a === '--bundle') opts.bundleDir = path.resolve(val());
     else if (a === '-h' || a === '--help') {
       process.stdout.write('usage: node scripts/mkrootfs.mjs [--kernel d12|d13] [--add SRC:DEST]... [--init FILE]\n' +
-        '         [--out FILE] [--compress gzip|none] [--modules all|NAME,...] [--no-bundle-build]\n');
+        '         [--out FILE] [--compress gzip|none] [--modules all|NAME,...] [--bundle DIR]\n');
       return 0;
     } else throw new Error(`unknown option ${a}`);
   }
