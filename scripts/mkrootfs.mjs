@@ -231,7 +231,7 @@ async function baseLayer(compress) {
   const { path: busybox, how: busyboxHow } = await busyboxBinary();
   const kmod = which('kmod');
   const libs = await sharedLibraries([node, kmod, busybox]);
-  const key = `base-${fingerprint([LAYER_VERSION, INIT, node, busybox, kmod, ...libs])}`;
+  const key = `base-${fingerprint([LAYER_VERSION, INIT, BUSYBOX_EXCLUDED, KMOD_APPLETS, node, busybox, kmod, ...libs])}`;
   return cachedLayer(key, compress, async (file) => {
     log(`building the base layer (node ${process.version}, ${libs.length} libraries, busybox from ${busyboxHow}, kmod)`);
     const stage = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-base-'));
