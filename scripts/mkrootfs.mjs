@@ -436,11 +436,12 @@ export async function overlayArchive({ files = [], payload, compress = 'none', o
  * Build a bootable initramfs for one kernel.
  * @param {{ kernel?: 'd12'|'d13', add?: {src: string, dest: string}[], init?: string,
  *   out?: string, compress?: 'gzip'|'none', modules?: string[], bundleDir?: string,
- *   demoFiles?: boolean }} [opts]
+ *   buildBundle?: boolean, demoFiles?: boolean }} [opts]
  *   `init` is a file whose contents become the payload /init runs (then powers off);
  *   `modules` keeps only those modules (and their dependencies); `bundleDir` is a bundle made
  *   by scripts/bundle.mjs, else a fresh one is built in a private directory (so concurrent
- *   builds never share one); `demoFiles: false` leaves out /root/dummy.ko.xz.
+ *   builds never share one; `buildBundle: false` means build/bundle as it is); `demoFiles: false`
+ *   leaves out /root/dummy.ko.xz.
  * @returns {Promise<{ image: string, bytes: number, kernel: object, install: { how: string, applets: string[] } }>}
  * @throws {Error} when a tool is missing, the kernel cannot be fetched, or the bundle cannot be built.
  * @example const { image, kernel } = await buildRootfs({ kernel: 'd13' });
@@ -456,7 +457,9 @@ export async function buildRootfs(opts = {}) {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-rootfs-'));
   let install;
   try {
-    const bundleDir = opts.bundleDir ?? (await buildBundle({ outDir: path.join(tmp, 'bundle') })).outDir;
+    // `buildBundle: false` (older callers): use build/bundle as `npm run bundle` left it.
+    const bundleDir = opts.bundleDir ?? (opts.buildBundle === false ? path.join(projectDir, 'build', 'bundle')
+      : (await buildBundle({ outDir: path.join(tmp, 'bundle') })).outDir);
     const stage = path.join(tmp, 'stage');
     await fs.mkdir(stage);
     install = await bundleStage(stage, bundleDir);
