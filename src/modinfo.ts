@@ -100,9 +100,10 @@ const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
  * modulesDir({ root: '/mnt', kernelVersion: '6.1.0-18-amd64' }); // '/mnt/lib/modules/6.1.0-18-amd64'
  */
 export function modulesDir(opts: Pick<ModinfoOptions, 'root' | 'kernelVersion'> = {}): string {
-  // kmod joins the strings as they are ("%s/lib/modules/%s"), and the paths it prints follow
+  // kmod joins the strings as they are ("%s/lib/modules/%s") and then makes the result absolute
+  // against the working directory (get_kernel_release → path_make_absolute_cwd)
   const root = opts.root === undefined || opts.root === '/' ? '' : opts.root;
-  return `${root}/lib/modules/${opts.kernelVersion ?? os.release()}`;
+  return absolute(`${root}/lib/modules/${opts.kernelVersion ?? os.release()}`);
 }
 
 /**

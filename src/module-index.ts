@@ -121,7 +121,10 @@ function globToRegExp(p: string): RegExp {
 interface AliasEntry {
   pattern: string;
   module: string;
+  /** depmod's priority: the module's position in depmod's order (0 for built-in aliases) */
   rank: number;
+  /** line order, to break ties */
+  order: number;
 }
 
 /**
@@ -133,11 +136,11 @@ interface AliasEntry {
  */
 export class ModuleIndex {
   #dep: Map<string, string> | undefined;
-  #aliases: AliasEntry[] | undefined;
+  #aliases: AliasTrie | undefined;
   #symbols: Map<string, AliasEntry[]> | undefined;
   #builtin: Set<string> | undefined;
   #builtinModinfo: Map<string, Array<[string, string]>> | null | undefined;
-  #builtinAliases: AliasEntry[] | undefined;
+  #builtinAliases: AliasTrie | undefined;
 
   /** @param dir the modules directory, e.g. `/lib/modules/$(uname -r)` */
   constructor(readonly dir: string) {}
@@ -203,7 +206,7 @@ export class ModuleIndex {
     const text = this.#read('modules.builtin.modinfo', 'latin1');
     if (text === undefined) {
       this.#builtinModinfo = null;
-      this.#builtinAliases = [];
+      this.#builtinAliases = trieOf([]);
       return;
     }
     const map = new Map<string, Array<[string, string]>>();
@@ -227,11 +230,11 @@ export class ModuleIndex {
       list?.push(pair);
       if (pair[0] === 'alias') {
         const norm = aliasNormalize(pair[1]);
-        if (norm !== undefined) aliases.push({ pattern: norm, module: mod, rank: 0 });
+        if (norm !== undefined) aliases.push({ pattern: norm, module: mod, rank: 0, order: aliases.length });
       }
     }
     this.#builtinModinfo = map;
-    this.#builtinAliases = aliases;
+    this.#builtinAliases = trieOf(aliases);
   }
 
   /**
@@ -240,8 +243,8 @@ export class ModuleIndex {
    * @param alias a normalized alias
    */
   lookupAlias(alias: string): string[] {
-    if (this.#aliases === undefined) this.#aliases = this.#parseAliasFile('modules.alias', 'alias ');
-    return matches(this.#aliases, alias);
+    if (this.#aliases === undefined) this.#aliases = trieOf(this.#parseAliasFile('modules.alias', 'alias '));
+    return this.#aliases.search(alias).map((e) => e.module);
   }
 
   /**
@@ -268,7 +271,7 @@ export class ModuleIndex {
    */
   lookupBuiltinAlias(alias: string): string[] {
     if (this.#builtinAliases === undefined) this.#loadBuiltinModinfo();
-    return matches(this.#builtinAliases!, alias);
+    return this.#builtinAliases!.search(alias).map((e) => e.module);
   }
 
   #parseAliasFile(file: string, prefix: string): AliasEntry[] {
@@ -287,14 +290,109 @@ export class ModuleIndex {
         rank = ranks.size;
         ranks.set(module, rank);
       }
-      out.push({ pattern, module, rank });
+      out.push({ pattern, module, rank, order: out.length });
     }
     return out;
   }
 }
 
-function matches(entries: readonly AliasEntry[], key: string): string[] {
-  const hits = entries.filter((e) => fnmatch(e.pattern, key));
-  // stable sort: equal ranks keep file order
-  return hits.sort((a, b) => a.rank - b.rank).map((e) => e.module);
+/** A node of depmod's index: a radix tree whose edges are single characters. */
+interface TrieNode {
+  prefix: string;
+  children: Map<string, TrieNode>;
+  values: AliasEntry[];
+}
+
+/**
+ * depmod's alias index (`modules.alias.bin`) rebuilt from the text file, and libkmod's
+ * `index_searchwild` run over it. The walk is reproduced rather than a plain "every pattern that
+ * fnmatches" because its quirks show in modinfo's output: a key that itself contains `*`, `?` or
+ * `[` reaches a module both through the wildcard branch and literally, and kmod then lists that
+ * module twice.
+ */
+class AliasTrie {
+  readonly root: TrieNode = { prefix: '', children: new Map(), values: [] };
+
+  /** depmod's `index_insert`: split a node where the key leaves its prefix. */
+  insert(key: string, v: AliasEntry): void {
+    let node = this.root;
+    let i = 0;
+    for (;;) {
+      let j = 0;
+      while (j < node.prefix.length && node.prefix[j] === key[i + j]) j++;
+      if (j < node.prefix.length) {
+        const tail: TrieNode = { prefix: node.prefix.slice(j + 1), children: node.children, values: node.values };
+        node.children = new Map([[node.prefix[j], tail]]);
+        node.values = [];
+        node.prefix = node.prefix.slice(0, j);
+      }
+      i += j;
+      if (i >= key.length) {
+        addValue(node.values, v);
+        return;
+      }
+      const child = node.children.get(key[i]);
+      if (!child) {
+        node.children.set(key[i], { prefix: key.slice(i + 1), children: new Map(), values: [v] });
+        return;
+      }
+      node = child;
+      i++;
+    }
+  }
+
+  /** libkmod's `index_searchwild`. */
+  search(key: string): AliasEntry[] {
+    const out: AliasEntry[] = [];
+    const all = (node: TrieNode, j: number, buf: string, subkey: string) => {
+      buf += node.prefix.slice(j);
+      for (const ch of [...node.children.keys()].sort()) all(node.children.get(ch)!, 0, buf + ch, subkey);
+      if (node.values.length > 0 && fnmatch(buf, subkey)) for (const v of node.values) addValue(out, v);
+    };
+    let node: TrieNode | undefined = this.root;
+    let i = 0;
+    while (node) {
+      let j = 0;
+      for (; j < node.prefix.length; j++) {
+        const ch = node.prefix[j];
+        if (ch === '*' || ch === '?' || ch === '[') {
+          all(node, j, '', key.slice(i + j));
+          return out;
+        }
+        if (ch !== key[i + j]) return out;
+      }
+      i += j;
+      for (const w of ['*', '?', '[']) {
+        const child = node.children.get(w);
+        if (child) all(child, 0, w, key.slice(i));
+      }
+      if (i >= key.length) {
+        for (const v of node.values) addValue(out, v);
+        return out;
+      }
+      node = node.children.get(key[i]);
+      i++;
+    }
+    return out;
+  }
+}
+
+/** libkmod's `add_value`: keep ascending priority; an equal priority goes before its peers. */
+function addValue(list: AliasEntry[], v: AliasEntry): void {
+  let i = 0;
+  while (i < list.length && list[i].rank < v.rank) i++;
+  list.splice(i, 0, v);
+}
+
+function trieOf(entries: readonly AliasEntry[]): AliasTrie {
+  const t = new AliasTrie();
+  for (const e of entries) t.insert(e.pattern, e);
+  // depmod writes each node's values as add_value left them and libkmod reads them back through
+  // add_value again, so equal priorities end up in insertion order: restore that
+  const fix = (n: TrieNode) => {
+    n.values = [...n.values].sort((a, b) => a.rank - b.rank || a.order - b.order);
+    for (const c of n.children.values()) fix(c);
+  };
+  fix(t.root);
+  return t;
 }
