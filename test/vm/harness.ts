@@ -1,0 +1,272 @@
+/**
+ * Host side of the real-kernel suite: fixture files for the guest, the image, the guest script
+ * that runs every cell's steps, and the parser of its `@@STEP ...@@` lines.
+ *
+ * The kernels, images and VM runs come from scripts/kernels.mjs, mkrootfs.mjs and vm.mjs
+ * (shared with `npm run demo`); param_printer.ko from scripts/build-param-printer.mjs.
+ *
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, copyFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** The project's root (this file runs as dist/test/vm/harness.js). */
+export const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** Kernels the suite boots. */
+export type KernelName = 'd12' | 'd13';
+export const KERNEL_NAMES: readonly KernelName[] = ['d12', 'd13'];
+
+/**
+ * What the suite expects of each kernel, fixed so that cell names exist before anything is
+ * downloaded; a cell checks them in the guest (`/sys/module/compression`).
+ */
+export const KERNEL_FACTS: Readonly<Record<KernelName, { label: string; inKernel: 'xz' | undefined; other: KernelName }>> = {
+  d12: { label: 'Debian 12', inKernel: undefined, other: 'd13' },
+  d13: { label: 'Debian 13', inKernel: 'xz', other: 'd12' },
+};
+
+/** One step's result in the guest. */
+export interface Step {
+  rc: number;
+  out: string;
+  err: string;
+  ms: number;
+}
+
+/** One matrix cell: shell steps run in order in the guest (as root, cwd /root), then checked. */
+export interface Cell {
+  name: string;
+  steps: string[];
+  check: (steps: Step[]) => void;
+}
+
+/** The results of one boot: steps by cell index, plus the whole serial log for diagnosis. */
+export interface RunResult {
+  kernel: KernelName;
+  kver: string;
+  steps: Map<number, Step[]>;
+  serial: string;
+  output: string;
+  exitCode: number;
+  bootMs: number;
+  totalMs: number;
+  prepMs: number;
+  notes: string[];
+}
+
+// The scripts are plain JavaScript modules without declarations.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Js = any;
+const script = async (name: string): Promise<Js> => import(pathToFileURL(path.join(projectDir, 'scripts', name)).href);
+
+function sh(cmd: string, args: string[], opts: { input?: Buffer; cwd?: string } = {}): Buffer {
+  return execFileSync(cmd, args, { input: opts.input, cwd: opts.cwd, maxBuffer: 256 << 20, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** The uncompressed bytes of a module file of the kernel's tree (`.ko` or `.ko.xz`). */
+function moduleBytes(modulesDir: string, rel: string): Buffer {
+  const base = path.join(modulesDir, 'kernel', rel);
+  if (existsSync(`${base}.ko`)) return readFileSync(`${base}.ko`);
+  if (existsSync(`${base}.ko.xz`)) return sh('xz', ['-dc', `${base}.ko.xz`]);
+  throw new Error(`no ${rel}.ko[.xz] under ${modulesDir}`);
+}
+
+const halves = (b: Buffer): [Buffer, Buffer] => [b.subarray(0, b.length >> 1), b.subarray(b.length >> 1)];
+
+/**
+ * The files the guest finds under /t: param_printer builds, dummy in every format, bad inputs,
+ * the runas helper and small scripts on PATH (/t/bin).
+ */
+export async function prepareFixtures(kernel: KernelName, dir: string, notes: string[]): Promise<void> {
+  const { ensureKernel } = await script('kernels.mjs');
+  const { buildParamPrinter } = await script('build-param-printer.mjs');
+  const k = await ensureKernel(kernel);
+  const other = await ensureKernel(KERNEL_FACTS[kernel].other);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dir, 'bin'), { recursive: true });
+  const put = (name: string, data: Buffer | string, mode = 0o644) => writeFileSync(path.join(dir, name), data, { mode });
+
+  const pp = await buildParamPrinter(k);
+  notes.push(`param_printer for ${k.kver}: ${pp.how}${pp.cached ? ' (cached)' : ''}`);
+  copyFileSync(pp.ko, path.join(dir, 'pp.ko'));
+  // "A module built for the other kernel": param_printer if it builds there, else its dummy.
+  try {
+    const ppo = await buildParamPrinter(other);
+    copyFileSync(ppo.ko, path.join(dir, 'other.ko'));
+    notes.push(`other-kernel module: param_printer for ${other.kver}`);
+  } catch (e) {
+    put('other.ko', moduleBytes(other.modulesDir, 'drivers/net/dummy'));
+    notes.push(`other-kernel module: dummy.ko of ${other.kver} (param_printer did not build there: ${(e as Error).message.split('\n')[0]})`);
+  }
+
+  // Debian's dummy.ko, signed (the signature is inside the compressed data on Debian 13).
+  const ko = moduleBytes(k.modulesDir, 'drivers/net/dummy');
+  const [a, b] = halves(ko);
+  const gz = (d: Buffer) => sh('gzip', ['-n', '-9', '-c'], { input: d });
+  const xzKbuild = (d: Buffer) => sh('xz', ['--check=crc32', '--lzma2=dict=1MiB', '-c'], { input: d });
+  const xzPlain = (d: Buffer) => sh('xz', ['-c'], { input: d });
+  // zstd writes the content size when it knows the input size: a file argument, not a pipe.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kmod-ts-vmfix-'));
+  try {
+    const zstd = (d: Buffer, extra: string[] = []) => {
+      const f = path.join(tmp, 'in');
+      writeFileSync(f, d);
+      return sh('zstd', ['-q', '-19', '-c', ...extra, f]);
+    };
+    put('dummy.ko', ko);
+    put('dummy.ko.gz', gz(ko));
+    put('dummy-members.ko.gz', Buffer.concat([gz(a), gz(b)]));
+    put('dummy.ko.xz', xzKbuild(ko));
+    put('dummy-plain.ko.xz', xzPlain(ko));
+    put('dummy-streams.ko.xz', Buffer.concat([xzKbuild(a), xzKbuild(b)]));
+    put('dummy.ko.zst', zstd(ko));
+    put('dummy-nosize.ko.zst', zstd(ko, ['--no-content-size']));
+    put('dummy-frames.ko.zst', Buffer.concat([zstd(a), zstd(b)]));
+    // Names that lie: the magic decides.
+    put('dummy-xz.ko.gz', xzKbuild(ko));
+    put('dummy-gz.ko', gz(ko));
+    put('dummy-zst.ko.xz', zstd(ko));
+    // Bad inputs.
+    put('empty.ko', Buffer.alloc(0));
+    put('tiny.ko', Buffer.from([0x7f]));
+    put('notelf.ko', 'this is not a kernel module\n'.repeat(100));
+    const cut = (d: Buffer) => d.subarray(0, Math.floor(d.length * 0.6));
+    put('trunc.ko.gz', cut(gz(ko)));
+    put('trunc.ko.xz', cut(xzKbuild(ko)));
+    put('trunc.ko.zst', cut(zstd(ko)));
+    put('trunc.ko', ko.subarray(0, 4096));
+    const corrupt = (d: Buffer) => {
+      const c = Buffer.from(d);
+      for (let i = c.length >> 1; i < (c.length >> 1) + 16; i++) c[i] ^= 0x55;
+      return c;
+    };
+    put('corrupt.ko.gz', corrupt(gz(ko)));
+    put('corrupt.ko.xz', corrupt(xzKbuild(ko)));
+    put('corrupt.ko.zst', corrupt(zstd(ko)));
+    // runas: see runas.c.
+    sh('gcc', ['-static', '-O2', '-o', path.join(dir, 'bin', 'runas'), path.join(projectDir, 'test', 'vm', 'runas.c')]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  // mod PATH-UNDER-kernel/ → the module file of this kernel's tree, whatever its extension.
+  put('bin/mod', '#!/bin/sh\nfor f in /lib/modules/$(uname -r)/kernel/"$1".ko*; do echo "$f"; done\n', 0o755);
+  // sysparams: every param_printer parameter as NAME=VALUE, one a line.
+  put('bin/sysparams', '#!/bin/sh\ncd /sys/module/param_printer/parameters || exit 1\nfor f in *; do printf "%s=%s\\n" "$f" "$(cat "$f")"; done\n', 0o755);
+  // unload everything (kmod's rmmod, so a kmod-ts bug cannot leave state for the next cell);
+  // /proc files have no size, so test for a line rather than with -s.
+  put('bin/reset', '#!/bin/sh\ni=0\nwhile grep -q . /proc/modules && [ $i -lt 6 ]; do\n  for m in $(cut -d" " -f1 /proc/modules); do /opt/kmod/bin/rmmod "$m" 2>/dev/null; done\n  i=$((i+1))\ndone\n', 0o755);
+  // modnames: the loaded modules' names, sorted, on one line.
+  put('bin/modnames', '#!/bin/sh\necho $(cut -d" " -f1 /proc/modules | sort)\n', 0o755);
+}
+
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The guest payload: every step of every cell, `reset` between cells, one result line a step. */
+export function guestScript(cells: readonly Cell[], stepTimeoutS = 60): string {
+  const lines = [
+    'dmesg -n 1',
+    'export PATH=/t/bin:/sbin:/usr/sbin:/bin:/usr/bin',
+    'ms() { read u _ </proc/uptime; echo "${u%.*}${u#*.}0"; }',
+    'step() {',
+    '  s=$(ms)',
+    `  timeout ${stepTimeoutS} sh -c "$3" >/tmp/o 2>/tmp/e </dev/null; rc=$?`,
+    '  e=$(ms)',
+    '  echo "@@STEP $1 $2 $rc $((e-s)) $(base64 -w0 </tmp/o) $(base64 -w0 </tmp/e)@@"',
+    '}',
+    'echo "@@KVER $(uname -r)@@"',
+  ];
+  cells.forEach((c, i) => {
+    c.steps.forEach((s, j) => lines.push(`step ${i} ${j} ${quote(s)}`));
+    lines.push('reset');
+  });
+  lines.push('echo "@@DONE@@"');
+  return lines.join('\n') + '\n';
+}
+
+/** Parse the guest's `@@STEP cell step rc ms out err@@` lines. */
+export function parseSteps(serial: string): Map<number, Step[]> {
+  const steps = new Map<number, Step[]>();
+  for (const m of serial.matchAll(/@@STEP (\d+) (\d+) (\d+) (\d+) ([A-Za-z0-9+/=]*) ([A-Za-z0-9+/=]*)@@/g)) {
+    const cell = Number(m[1]);
+    const list = steps.get(cell) ?? [];
+    list[Number(m[2])] = {
+      rc: Number(m[3]),
+      ms: Number(m[4]),
+      out: Buffer.from(m[5], 'base64').toString('utf8'),
+      err: Buffer.from(m[6], 'base64').toString('utf8'),
+    };
+    steps.set(cell, list);
+  }
+  return steps;
+}
+
+let bundled: Promise<unknown> | undefined;
+
+/** A kernel's image, ready to boot. */
+export interface Prepared {
+  kernel: KernelName;
+  image: string;
+  script: string;
+  notes: string[];
+  prepMs: number;
+}
+
+/**
+ * Fetch the kernel (cached), build param_printer and the fixtures, and the image with them at /t.
+ * @throws {Error} when QEMU is missing, a download or a build fails (the suite then fails)
+ */
+export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]): Promise<Prepared> {
+  const t0 = Date.now();
+  const notes: string[] = [];
+  const vm = await script('vm.mjs');
+  vm.checkQemu();
+  const { buildRootfs } = await script('mkrootfs.mjs');
+  const { bundle } = await script('bundle.mjs');
+  const work = path.join(projectDir, 'build', 'vmtest');
+  mkdirSync(work, { recursive: true });
+  const fixtures = path.join(work, `t-${kernel}`);
+  await prepareFixtures(kernel, fixtures, notes);
+  bundled ??= bundle({ outDir: path.join(projectDir, 'build', 'bundle') });
+  await bundled;
+  const out = path.join(work, `rootfs-${kernel}.cpio.gz`);
+  const r = await buildRootfs({ kernel, out, buildBundle: false, add: [{ src: fixtures, dest: '/t' }] });
+  // vm.mjs appends its payload as an uncompressed cpio; the kernel only looks for one at a
+  // 4-byte-aligned offset after a compressed archive, so pad the image.
+  const size = statSync(r.image).size;
+  if (size % 4) appendFileSync(r.image, Buffer.alloc(4 - (size % 4)));
+  notes.push(`image ${(statSync(r.image).size / 1048576).toFixed(1)} MiB`);
+  return { kernel, image: r.image, script: guestScript(cells), notes, prepMs: Date.now() - t0 };
+}
+
+/**
+ * Boot a prepared image once and run every cell.
+ * @throws {VmError} on timeout, QEMU failure or no exit marker
+ */
+export async function bootKernel(p: Prepared, opts: { smp?: number; timeoutMs?: number } = {}): Promise<RunResult> {
+  const vm = await script('vm.mjs');
+  const t0 = Date.now();
+  const res = await vm.runInVm({
+    kernel: p.kernel,
+    image: p.image,
+    script: p.script,
+    timeoutMs: opts.timeoutMs ?? 480_000,
+    memory: 1536,
+    smp: opts.smp ?? 1,
+  });
+  return {
+    kernel: p.kernel,
+    kver: res.kver,
+    steps: parseSteps(res.serial),
+    serial: res.serial,
+    output: res.output,
+    exitCode: res.exitCode,
+    bootMs: res.bootMs,
+    totalMs: Date.now() - t0 + p.prepMs,
+    prepMs: p.prepMs,
+    notes: p.notes,
+  };
+}

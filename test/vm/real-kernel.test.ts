@@ -1,0 +1,80 @@
+/**
+ * Real kernels: Debian 12 and 13 cloud kernels booted once each in QEMU (TCG), every cell of
+ * cells.ts run inside the guest by one script, each cell reported here as its own test.
+ * Fails — never skips — when QEMU cannot run or a download fails.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { cellsFor } from './cells.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { KERNEL_FACTS, KERNEL_NAMES, projectDir, bootKernel, prepareKernel, type KernelName, type RunResult } from './harness.js';
+
+const t0 = Date.now();
+const only = (process.env.KMOD_TS_VM_KERNELS ?? '').split(',').filter(Boolean) as KernelName[];
+const kernels = only.length ? KERNEL_NAMES.filter((k) => only.includes(k)) : KERNEL_NAMES;
+const cells = new Map(kernels.map((k) => [k, cellsFor(k)]));
+
+// Preparations run one after the other (they build shared image layers); each kernel boots as
+// soon as its image is ready, so the second preparation overlaps the first boot.
+const runs = new Map<KernelName, Promise<RunResult>>();
+let previous: Promise<unknown> = Promise.resolve();
+for (const k of kernels) {
+  const prep = previous.then(() => prepareKernel(k, cells.get(k)!));
+  previous = prep.catch(() => undefined);
+  const run = prep.then((p) => bootKernel(p, { smp: 1 }));
+  run.catch(() => undefined); // reported by the tests below
+  runs.set(k, run);
+}
+
+const summary: string[] = [];
+after(() => {
+  const line = `real-kernel suite: ${summary.join('; ')}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  process.stdout.write(`# ${line}\n`);
+});
+
+for (const k of kernels) {
+  const list = cells.get(k)!;
+  describe(`${KERNEL_FACTS[k].label} (${k}) in QEMU`, () => {
+    let result: RunResult | undefined;
+    let failure: unknown;
+    let passed = 0;
+    before(async () => {
+      try {
+        result = await runs.get(k)!;
+      } catch (e) {
+        // A VmError carries the whole serial log: keep it in a file, not in every cell's report.
+        const err = e as Error & { serial?: string };
+        let where = '';
+        if (err.serial) {
+          const log = path.join(projectDir, 'build', 'vmtest', `serial-${k}.log`);
+          writeFileSync(log, err.serial);
+          where = ` (serial log: ${log})`;
+        }
+        failure = new Error(`${err.message.split('\n')[0]}${where}`);
+      }
+    });
+    after(() => {
+      summary.push(result
+        ? `${k} ${result.kver}: ${passed}/${list.length} cells passed, guest ${((result.totalMs - result.prepMs) / 1000).toFixed(1)} s (boot ${(result.bootMs / 1000).toFixed(1)} s), prepare ${(result.prepMs / 1000).toFixed(1)} s`
+        : `${k}: did not run (${String((failure as Error)?.message ?? failure).split('\n')[0]})`);
+    });
+    it('boots, runs every cell and powers off', (t) => {
+      if (failure) throw failure;
+      assert.ok(result);
+      writeFileSync(path.join(projectDir, 'build', 'vmtest', `serial-${k}.log`), result.serial);
+      for (const n of result.notes) t.diagnostic(n);
+      assert.match(result.serial, /@@DONE@@/, `the guest script did not finish; output tail:\n${result.output.slice(-3000)}`);
+    });
+    list.forEach((cell, i) => {
+      it(cell.name, () => {
+        if (failure) throw failure;
+        assert.ok(result);
+        const steps = result.steps.get(i);
+        assert.ok(steps && steps.length === cell.steps.length, `no results for this cell (${steps?.length ?? 0}/${cell.steps.length} steps)`);
+        cell.check(steps);
+        passed++;
+      });
+    });
+  });
+}
