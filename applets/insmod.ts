@@ -5,7 +5,7 @@ import type { Applet, AppletContext } from '../src/applet.js';
 import { strerror } from '../src/errno.js';
 import { ModuleFileError, SyscallError, UsageError } from '../src/errors.js';
 import { loadModule, LOAD_PATHS, type LoadPath } from '../src/load-module.js';
-import { logOptions, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
+import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags, type OptionSpec } from './common.js';
 
 const USAGE = `Usage:
 \tPROG [options] filename [args]
@@ -22,6 +22,13 @@ Environment:
 \tKMOD_TS_PATH=finit|mmap|read   force a loading path
 \tKMOD_TS_MAX_SIZE=BYTES         cap on the decompressed size (default 1 GiB)
 `;
+
+const OPTIONS: readonly OptionSpec[] = [
+  ...LOG_OPTIONS,
+  { long: 'force', short: 'f', type: 'boolean' },
+  { long: 'force-modversion', type: 'boolean' },
+  { long: 'force-vermagic', type: 'boolean' },
+];
 
 interface Flags extends CommonFlags {
   force?: boolean;
@@ -44,12 +51,7 @@ function reason(errno: number): string {
 }
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = await parseArgs<Flags>(ctx, USAGE, (y) =>
-    logOptions(y)
-      .option('force', { alias: 'f', type: 'boolean' })
-      .option('force-modversion', { type: 'boolean' })
-      .option('force-vermagic', { type: 'boolean' }),
-  );
+  const parsed = parseArgs<Flags>(ctx, USAGE, OPTIONS);
   if ('exit' in parsed) return parsed.exit;
   const { flags } = parsed;
   const say = reporter(ctx, flags);

@@ -4,7 +4,7 @@
 import type { Applet, AppletContext } from '../src/applet.js';
 import { errnoFromCode, strerror, Errno } from '../src/errno.js';
 import { listModules, type LoadedModule } from '../src/list-modules.js';
-import { logOptions, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
+import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
 
 const USAGE = `Usage:
 \tPROG [options]
@@ -24,7 +24,7 @@ export function formatRow(m: LoadedModule): string {
 }
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = await parseArgs<CommonFlags>(ctx, USAGE, logOptions);
+  const parsed = parseArgs<CommonFlags>(ctx, USAGE, LOG_OPTIONS);
   if ('exit' in parsed) return parsed.exit;
   const say = reporter(ctx, parsed.flags);
   if (positionals(parsed.flags).length > 0) {

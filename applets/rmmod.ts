@@ -5,7 +5,7 @@ import type { Applet, AppletContext } from '../src/applet.js';
 import { strerror } from '../src/errno.js';
 import { ModuleStateError, SyscallError, type ModuleStateKind } from '../src/errors.js';
 import { removeModule } from '../src/remove-module.js';
-import { logOptions, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
+import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
 
 const USAGE = `Usage:
 \tPROG [options] modulename ...
@@ -33,7 +33,7 @@ const STATE_MESSAGES: Readonly<Record<ModuleStateKind, (e: ModuleStateError) => 
 };
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = await parseArgs<Flags>(ctx, USAGE, (y) => logOptions(y).option('force', { alias: 'f', type: 'boolean' }));
+  const parsed = parseArgs<Flags>(ctx, USAGE, [...LOG_OPTIONS, { long: 'force', short: 'f', type: 'boolean' }]);
   if ('exit' in parsed) return parsed.exit;
   const { flags } = parsed;
   const say = reporter(ctx, flags);

@@ -78,10 +78,10 @@ describe('the multi-call binary as a process', () => {
   });
 
   it('--list prints the applets one per line', () => {
-    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'insmod\nlsmod\nrmmod\n', stderr: '' });
+    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'insmod\nlsmod\nmodinfo\nrmmod\n', stderr: '' });
   });
 
-  for (const applet of ['', 'insmod', 'rmmod', 'lsmod']) {
+  for (const applet of ['', 'insmod', 'rmmod', 'lsmod', 'modinfo']) {
     it(`${applet || 'kmod-ts'} -V and --version print the version and exit 0`, () => {
       for (const flag of ['-V', '--version']) {
         const r = run(BIN, [...(applet ? [applet] : []), flag]);
@@ -111,7 +111,7 @@ describe('kmod-ts --install', () => {
       const r = await runMain([BIN, '--install', dir]);
       assert.equal(r.status, 0, r.stderr);
     }
-    for (const n of ['insmod', 'lsmod', 'rmmod']) {
+    for (const n of ['insmod', 'lsmod', 'modinfo', 'rmmod']) {
       assert.equal(lstatSync(join(dir, n)).isSymbolicLink(), true);
       assert.equal(readlinkSync(join(dir, n)), BIN);
     }
