@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cellsFor } from './cells.js';
+import type { Cell } from './harness.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KERNEL_FACTS, KERNEL_NAMES, projectDir, bootKernel, prepareKernel, type KernelName, type RunResult } from './harness.js';
@@ -25,6 +26,23 @@ for (const k of kernels) {
   const run = prep.then((p) => bootKernel(p, { smp: 1 }));
   run.catch(() => undefined); // reported by the tests below
   runs.set(k, run);
+}
+
+/** Every cell's commands and what they printed, for people reading a run (build/vmtest/). */
+function transcript(list: readonly Cell[], r: RunResult): string {
+  const out = [`# ${KERNEL_FACTS[r.kernel].label} ${r.kver}`];
+  list.forEach((c, i) => {
+    out.push('', `## ${c.name}`);
+    c.steps.forEach((cmd, j) => {
+      const s = r.steps.get(i)?.[j];
+      out.push(`$ ${cmd}`);
+      if (!s) { out.push('  (no result)'); return; }
+      if (s.out) out.push(s.out.trimEnd().split('\n').map((l) => `  ${l}`).join('\n'));
+      if (s.err) out.push(s.err.trimEnd().split('\n').map((l) => `  !${l}`).join('\n'));
+      out.push(`  [exit ${s.rc}, ${s.ms} ms]`);
+    });
+  });
+  return `${out.join('\n')}\n`;
 }
 
 const summary: string[] = [];
@@ -63,6 +81,7 @@ for (const k of kernels) {
       if (failure) throw failure;
       assert.ok(result);
       writeFileSync(path.join(projectDir, 'build', 'vmtest', `serial-${k}.log`), result.serial);
+      writeFileSync(path.join(projectDir, 'build', 'vmtest', `transcript-${k}.txt`), transcript(list, result));
       for (const n of result.notes) t.diagnostic(n);
       assert.match(result.serial, /@@DONE@@/, `the guest script did not finish; output tail:\n${result.output.slice(-3000)}`);
     });
