@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 # download (busybox-static's shell would run its built-in insmod before ours).
 # g++, make, python3: node-gyp builds zstd-napi's addon during npm ci (and make/gcc build the
 # test suite's kernel module).
-PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3"
+# libelf1: Debian 12's linux-kbuild objtool links it (kbuild of test/vm/param_printer.c).
+PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 libelf1"
 
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then
