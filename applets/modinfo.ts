@@ -2,7 +2,7 @@
  * modinfo — module information in kmod 30's exact layout (tools/modinfo.c).
  */
 import os from 'node:os';
-import yargs from 'yargs';
+import parse from 'yargs-parser';
 import type { Applet, AppletContext } from '../src/applet.js';
 import { strerror } from '../src/errno.js';
 import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/modinfo.js';
@@ -105,15 +105,13 @@ interface Flags {
   version: boolean;
 }
 
-/** Options in command-line order through yargs; the last of `-a/-d/-l/-p/-n/-F` wins. */
-async function parseFlags(tokens: string[]): Promise<Flags> {
-  const y = yargs()
-    .exitProcess(false)
-    .help(false)
-    .version(false)
-    .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'boolean-negation': false, 'duplicate-arguments-array': false });
-  for (const [, long, takes] of OPTIONS) y.option(long, { type: takes ? 'string' : 'boolean' });
-  const argv = (await y.parseAsync(tokens)) as Record<string, unknown>;
+/** Options in command-line order through yargs-parser; the last of `-a/-d/-l/-p/-n/-F` wins. */
+function parseFlags(tokens: string[]): Flags {
+  const argv = parse(tokens, {
+    boolean: OPTIONS.filter((o) => !o[2]).map((o) => o[1]),
+    string: OPTIONS.filter((o) => o[2]).map((o) => o[1]),
+    configuration: { 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'boolean-negation': false, 'duplicate-arguments-array': false },
+  }) as Record<string, unknown>;
   let field: string | undefined;
   for (const t of tokens) {
     const name = t.slice(2).split('=', 1)[0];
@@ -212,7 +210,7 @@ async function run(ctx: AppletContext): Promise<number> {
     ctx.stderr.write(`${ctx.prog}: ${opt.error}\n`);
     return 1;
   }
-  const flags = await parseFlags(opt.tokens);
+  const flags = parseFlags(opt.tokens);
   const firstOf = opt.tokens.find((t) => t === '--help' || t === '--version');
   if (firstOf === '--help') {
     ctx.stdout.write(USAGE.replace('PROG', ctx.prog));
