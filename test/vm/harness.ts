@@ -233,10 +233,13 @@ export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]):
   mkdirSync(work, { recursive: true });
   const fixtures = path.join(work, `t-${kernel}`);
   await prepareFixtures(kernel, fixtures, notes);
-  bundled ??= bundle({ outDir: path.join(projectDir, 'build', 'bundle') });
+  // One bundle for both images, in a directory of its own (`npm run bundle` or a demo may be
+  // writing build/bundle at the same time).
+  const bundleDir = path.join(work, 'bundle');
+  bundled ??= bundle({ outDir: bundleDir });
   await bundled;
   const out = path.join(work, `rootfs-${kernel}.cpio.gz`);
-  const r = await buildRootfs({ kernel, out, buildBundle: false, add: [{ src: fixtures, dest: '/t' }] });
+  const r = await buildRootfs({ kernel, out, bundleDir, demoFiles: false, add: [{ src: fixtures, dest: '/t' }] });
   // vm.mjs appends its payload as an uncompressed cpio; the kernel only looks for one at a
   // 4-byte-aligned offset after a compressed archive, so pad the image.
   const size = statSync(r.image).size;
