@@ -6,6 +6,7 @@
 // No dev dependencies, no sources, no other platforms' prebuilt binaries.
 //
 // CLI: node scripts/bundle.mjs [--out DIR] [--no-minify]
+//      node scripts/bundle.mjs --js-only [--out DIR]   JS files only (default dist/bundle/), used by npm run build
 
 import * as esbuild from 'esbuild';
 import fs from 'node:fs/promises';
@@ -88,6 +89,39 @@ async function dirSize(dir) {
   return total;
 }
 
+/** The modinfo worker, a second entry beside the main file (modinfo.ts finds it by URL). */
+const WORKER_ENTRY = 'src/modinfo-worker.ts';
+
+/**
+ * Bundle the JavaScript only: `kmod-ts.mjs` and `modinfo-worker.js` in `outDir`, native
+ * packages left as imports (resolved from the node_modules around `outDir`).
+ * @param {string} outDir
+ * @param {{ entry?: string, minify?: boolean }} [opts]
+ * @example await buildJs('dist/bundle') // what `npm run build` ships as bin/kmod-ts.js's target
+ */
+export async function buildJs(outDir, opts = {}) {
+  const entry = path.resolve(projectDir, opts.entry ?? 'src/cli.ts');
+  await esbuild.build({
+    entryPoints: [{ in: entry, out: 'kmod-ts' }, { in: path.join(projectDir, WORKER_ENTRY), out: 'modinfo-worker' }],
+    outdir: outDir,
+    outExtension: { '.js': '.js' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: NATIVE_PACKAGES,
+    minify: opts.minify ?? true,
+    // Error classes are told apart by name in places; keep names through minification.
+    keepNames: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    // Bundled CommonJS code (if any) still calls require() for Node built-ins.
+    banner: { js: "#!/usr/bin/env node\nimport{createRequire as __kmodTsCreateRequire}from'node:module';const require=__kmodTsCreateRequire(import.meta.url);" },
+  });
+  await fs.rename(path.join(outDir, 'kmod-ts.js'), path.join(outDir, 'kmod-ts.mjs'));
+  return path.join(outDir, 'kmod-ts.mjs');
+}
+
 /**
  * Build the production bundle.
  * @param {{ outDir?: string, entry?: string, minify?: boolean, quiet?: boolean }} [opts]
@@ -104,22 +138,7 @@ export async function bundle(opts = {}) {
   await fs.mkdir(outDir, { recursive: true });
 
   const version = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version;
-  await esbuild.build({
-    entryPoints: [entry],
-    outfile: file,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: NATIVE_PACKAGES,
-    minify: opts.minify ?? true,
-    // Error classes are told apart by name in places; keep names through minification.
-    keepNames: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-    // Bundled CommonJS code (if any) still calls require() for Node built-ins.
-    banner: { js: "#!/usr/bin/env node\nimport{createRequire as __kmodTsCreateRequire}from'node:module';const require=__kmodTsCreateRequire(import.meta.url);" },
-  });
+  await buildJs(outDir, { entry, minify: opts.minify });
   await fs.chmod(file, 0o755);
   // A package.json beside the bundle so Node treats nothing here as CommonJS by accident.
   await fs.writeFile(path.join(outDir, 'package.json'), JSON.stringify({ name: 'kmod-ts-bundle', version, type: 'module', private: true }, null, 2) + '\n');
@@ -160,6 +179,11 @@ const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
 
 async function main(argv) {
   const outIdx = argv.indexOf('--out');
+  if (argv.includes('--js-only')) {
+    const file = await buildJs(path.resolve(outIdx >= 0 ? argv[outIdx + 1] : path.join(projectDir, 'dist', 'bundle')));
+    process.stdout.write(`bundle: ${path.relative(process.cwd(), file)} ${mib((await fs.stat(file)).size)}\n`);
+    return 0;
+  }
   const r = await bundle({ outDir: outIdx >= 0 ? argv[outIdx + 1] : undefined, minify: !argv.includes('--no-minify') });
   await selfTest(r.outDir);
   const rel = path.relative(process.cwd(), r.outDir) || '.';

@@ -149,3 +149,17 @@ describe('package metadata', () => {
     assert.equal(VERSION, JSON.parse(readFileSync('package.json', 'utf8')).version);
   });
 });
+
+describe('the shipped entry point', () => {
+  it('falls back to the compiled modules when the bundle was not built', () => {
+    const top = tempDir('kmod-ts-nobundle-');
+    writeTree(top, { 'bin/kmod-ts.js': readFileSync(BIN) });
+    // dist/ without bundle/: only the compiled modules
+    writeTree(top, { 'dist/.keep': '' });
+    symlinkSync(resolve('dist/src'), join(top, 'dist/src'));
+    symlinkSync(resolve('dist/applets'), join(top, 'dist/applets'));
+    const viaFallback = run(join(top, 'bin/kmod-ts.js'), ['lsmod'], { KMOD_TS_SYSROOT: sysroot });
+    assert.deepEqual(viaFallback, { status: 0, stdout: LSMOD, stderr: '' });
+    assert.deepEqual(run(BIN, ['lsmod'], { KMOD_TS_SYSROOT: sysroot }), viaFallback, 'the bundle prints the same');
+  });
+});
