@@ -77,7 +77,7 @@ async function buildOnHost(k, workDir) {
 
 // Trixie's toolchain as a chroot. Packages beyond gcc/make: the shell and utilities kbuild's
 // recipes call (sh, sed, awk, grep, find/xargs, cmp, cat/mkdir/...), libelf for objtool.
-const TOOLCHAIN_VERSION = 3;
+const TOOLCHAIN_VERSION = 4;
 const TOOLCHAIN_PKGS = ['gcc-14', 'make', 'libc6-dev', 'binutils', 'dash', 'bash', 'coreutils', 'sed', 'grep', 'mawk',
   'findutils', 'diffutils', 'libelf1t64', 'libssl3t64', 'kmod',
   // pahole: Debian 13's headers ship a BTF vmlinux, so kbuild generates module BTF.
@@ -112,40 +112,48 @@ async function usrMerge(root) {
   }
 }
 
-/** The cached trixie toolchain root with the d13 headers unpacked at their real /usr/src paths. */
+/**
+ * The cached trixie toolchain root, with the d13 headers unpacked at their real /usr/src paths.
+ * The toolchain is fetched once; a new kernel ABI only adds its headers packages.
+ */
 async function trixieToolchain(k) {
   const dir = path.join(cacheDir(), 'toolchain', 'trixie');
   const root = path.join(dir, 'root');
-  const stamp = path.join(dir, `stamp-${TOOLCHAIN_VERSION}-${k.kver}`);
-  if (existsSync(stamp)) return root;
-  log('fetching trixie gcc-14 toolchain for the Debian 13 headers (cached afterwards)');
-  const apt = await privateApt('trixie');
-  await apt.ensureLists();
-  let pkgs;
-  try {
-    pkgs = await closure(apt, TOOLCHAIN_PKGS);
-  } catch {
-    await apt.update();
-    pkgs = await closure(apt, TOOLCHAIN_PKGS);
+  const stamp = path.join(dir, `stamp-${TOOLCHAIN_VERSION}`);
+  if (!existsSync(stamp)) {
+    log('fetching the trixie gcc-14 toolchain for the Debian 13 headers (cached afterwards)');
+    const apt = await privateApt('trixie');
+    await apt.ensureLists();
+    let pkgs;
+    try {
+      pkgs = await closure(apt, TOOLCHAIN_PKGS);
+    } catch {
+      await apt.update();
+      pkgs = await closure(apt, TOOLCHAIN_PKGS);
+    }
+    const tmp = `${root}.tmp-${process.pid}`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmp);
+    await usrMerge(tmp);
+    // dpkg -x runs no maintainer scripts, so no update-alternatives: awk is mawk's alternative.
+    await fs.symlink('mawk', path.join(tmp, 'usr', 'bin', 'awk')).catch(() => {});
+    // gcc-14 is installed as x86_64-linux-gnu-gcc-14, the name Debian's headers ask for.
+    for (const d of ['dev', 'tmp', 'proc', 'build']) await fs.mkdir(path.join(tmp, d), { recursive: true });
+    await fs.rm(root, { recursive: true, force: true });
+    await fs.rename(tmp, root);
+    await fs.writeFile(stamp, `${pkgs.join('\n')}\n`);
   }
-  const tmp = `${root}.tmp-${process.pid}`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmp);
   // The headers packages kernels.mjs downloaded, at their own absolute paths this time.
-  const debDir = path.join(path.dirname(k.root), 'debs');
-  for (const pkg of k.packages.filter((p) => /^linux-(headers|kbuild)-/.test(p))) {
-    const deb = (await fs.readdir(debDir)).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort().pop();
-    if (!deb) throw new Error(`${pkg}: .deb not in ${debDir}`);
-    await run('dpkg', ['-x', path.join(debDir, deb), tmp]);
+  const headersStamp = path.join(dir, `headers-${k.kver}`);
+  if (!existsSync(headersStamp)) {
+    const debDir = path.join(path.dirname(k.root), 'debs');
+    for (const pkg of k.packages.filter((p) => /^linux-(headers|kbuild)-/.test(p))) {
+      const deb = (await fs.readdir(debDir)).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort().pop();
+      if (!deb) throw new Error(`${pkg}: .deb not in ${debDir}`);
+      await run('dpkg', ['-x', path.join(debDir, deb), root]);
+    }
+    await fs.writeFile(headersStamp, '');
   }
-  await usrMerge(tmp);
-  // dpkg -x runs no maintainer scripts, so no update-alternatives: awk is mawk's alternative.
-  await fs.symlink('mawk', path.join(tmp, 'usr', 'bin', 'awk')).catch(() => {});
-  // gcc-14 is installed as x86_64-linux-gnu-gcc-14, the name Debian's headers ask for.
-  for (const d of ['dev', 'tmp', 'proc', 'build']) await fs.mkdir(path.join(tmp, d), { recursive: true });
-  await fs.rm(root, { recursive: true, force: true });
-  await fs.rename(tmp, root);
-  await fs.writeFile(stamp, `${pkgs.join('\n')}\n`);
   return root;
 }
 

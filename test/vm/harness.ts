@@ -56,6 +56,7 @@ export interface RunResult {
   totalMs: number;
   prepMs: number;
   notes: string[];
+  problems: string[];
 }
 
 // The scripts are plain JavaScript modules without declarations.
@@ -81,7 +82,7 @@ const halves = (b: Buffer): [Buffer, Buffer] => [b.subarray(0, b.length >> 1), b
  * The files the guest finds under /t: param_printer builds, dummy in every format, bad inputs,
  * the runas helper and small scripts on PATH (/t/bin).
  */
-export async function prepareFixtures(kernel: KernelName, dir: string, notes: string[]): Promise<void> {
+export async function prepareFixtures(kernel: KernelName, dir: string, notes: string[], problems: string[]): Promise<void> {
   const { ensureKernel } = await script('kernels.mjs');
   const { buildParamPrinter } = await script('build-param-printer.mjs');
   const k = await ensureKernel(kernel);
@@ -90,9 +91,15 @@ export async function prepareFixtures(kernel: KernelName, dir: string, notes: st
   mkdirSync(path.join(dir, 'bin'), { recursive: true });
   const put = (name: string, data: Buffer | string, mode = 0o644) => writeFileSync(path.join(dir, name), data, { mode });
 
-  const pp = await buildParamPrinter(k);
-  notes.push(`param_printer for ${k.kver}: ${pp.how}${pp.cached ? ' (cached)' : ''}`);
-  copyFileSync(pp.ko, path.join(dir, 'pp.ko'));
+  // Without param_printer the kernel's other cells still run; its parameter cells then fail
+  // (no /t/pp.ko) and so does the boot cell, with kbuild's reason.
+  try {
+    const pp = await buildParamPrinter(k);
+    notes.push(`param_printer for ${k.kver}: ${pp.how}${pp.cached ? ' (cached)' : ''}`);
+    copyFileSync(pp.ko, path.join(dir, 'pp.ko'));
+  } catch (e) {
+    problems.push(`param_printer could not be built for ${k.kver}: ${(e as Error).message}`);
+  }
   // "A module built for the other kernel": param_printer if it builds there, else its dummy.
   try {
     const ppo = await buildParamPrinter(other);
@@ -215,6 +222,8 @@ export interface Prepared {
   image: string;
   script: string;
   notes: string[];
+  /** what could not be prepared (the boot cell fails with it) */
+  problems: string[];
   prepMs: number;
 }
 
@@ -232,7 +241,8 @@ export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]):
   const work = path.join(projectDir, 'build', 'vmtest');
   mkdirSync(work, { recursive: true });
   const fixtures = path.join(work, `t-${kernel}`);
-  await prepareFixtures(kernel, fixtures, notes);
+  const problems: string[] = [];
+  await prepareFixtures(kernel, fixtures, notes, problems);
   // One bundle for both images, in a directory of its own (`npm run bundle` or a demo may be
   // writing build/bundle at the same time).
   const bundleDir = path.join(work, 'bundle');
@@ -245,7 +255,7 @@ export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]):
   const size = statSync(r.image).size;
   if (size % 4) appendFileSync(r.image, Buffer.alloc(4 - (size % 4)));
   notes.push(`image ${(statSync(r.image).size / 1048576).toFixed(1)} MiB`);
-  return { kernel, image: r.image, script: guestScript(cells), notes, prepMs: Date.now() - t0 };
+  return { kernel, image: r.image, script: guestScript(cells), notes, problems, prepMs: Date.now() - t0 };
 }
 
 /**
@@ -274,5 +284,6 @@ export async function bootKernel(p: Prepared, opts: { smp?: number; timeoutMs?: 
     totalMs: Date.now() - t0 + p.prepMs,
     prepMs: p.prepMs,
     notes: p.notes,
+    problems: p.problems,
   };
 }

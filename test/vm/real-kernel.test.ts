@@ -83,6 +83,7 @@ for (const k of kernels) {
       writeFileSync(path.join(projectDir, 'build', 'vmtest', `serial-${k}.log`), result.serial);
       writeFileSync(path.join(projectDir, 'build', 'vmtest', `transcript-${k}.txt`), transcript(list, result));
       for (const n of result.notes) t.diagnostic(n);
+      assert.deepEqual(result.problems, [], 'preparation problems');
       assert.match(result.serial, /@@DONE@@/, `the guest script did not finish; output tail:\n${result.output.slice(-3000)}`);
     });
     list.forEach((cell, i) => {
