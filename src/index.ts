@@ -32,3 +32,4 @@ export { SyscallError, ModuleFileError, ModuleStateError, UsageError, Decompress
 export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind } from './errors.js';
 export { strerror, errnoName, errnoFromCode } from './errno.js';
 export { VERSION } from './version.js';
+export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './modinfo.js';
