@@ -3,7 +3,8 @@
  *
  * 1. compressed, and `/sys/module/compression` names the same format: `finit_module` with
  *    MODULE_INIT_COMPRESSED_FILE; if the kernel's decompressor rejects the file (EINVAL, e.g. a
- *    plain `xz` file with CRC64 that XZ Embedded cannot read), fall back to 3 — kmod fails there;
+ *    plain `xz` file with CRC64 that XZ Embedded cannot read; ENOEXEC, e.g. several xz streams, of
+ *    which the kernel reads only the first), fall back to 3 — kmod fails there;
  * 2. uncompressed ELF: `mmap` + `init_module` (read when mapping is impossible), with one
  *    `finit_module` retry when `init_module` is refused with EPERM (LoadPin-style policies);
  * 3. read, decompress in userspace, `init_module`.
@@ -106,8 +107,11 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
         sys.finitModule(mf.fd, params, flags);
         return { path: 'finit', format: mf.format, via: compressed ? `finit_module (in-kernel ${mf.format})` : 'finit_module', params };
       } catch (err) {
-        // Fall back only when we chose this path and the kernel's decompressor may be the cause.
-        const fallback: number[] = [Errno.EINVAL, Errno.EOPNOTSUPP, Errno.ENOSYS];
+        // Fall back only when we chose this path and the kernel's decompressor may be the cause:
+        // EINVAL (XZ Embedded refuses CRC64 or a large dictionary), EOPNOTSUPP/ENOSYS (no flag 4,
+        // no finit_module), ENOEXEC (it stops after the first xz stream / gzip member / zstd
+        // frame and so hands the loader half a module).
+        const fallback: number[] = [Errno.EINVAL, Errno.EOPNOTSUPP, Errno.ENOSYS, Errno.ENOEXEC];
         if (opts.path === 'finit' || !(err instanceof SyscallError) || !fallback.includes(err.errno)) throw err;
         info(`finit_module of ${file} refused (${err.code}); decompressing in userspace`);
       }

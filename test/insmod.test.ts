@@ -87,6 +87,7 @@ describe('insmod falls back where the kernel refuses a path', () => {
   const cases: { name: string; file: string; kernel?: string; script: Script; want: Call['syscall'][]; flags?: number[]; via: RegExp }[] = [
     { name: 'in-kernel xz rejected with EINVAL → read+xz+init_module', file: 'xz', kernel: 'xz', script: { finit_module: [22] }, want: ['finit_module', 'init_module'], via: /via read\+xz\+init_module/ },
     { name: 'in-kernel zstd unsupported (EOPNOTSUPP) → read+zstd+init_module', file: 'zst', kernel: 'zstd', script: { finit_module: [95] }, want: ['finit_module', 'init_module'], via: /via read\+zstd\+init_module/ },
+    { name: 'in-kernel xz reads one stream of several (ENOEXEC) → read+xz+init_module', file: 'xz', kernel: 'xz', script: { finit_module: [8] }, want: ['finit_module', 'init_module'], via: /via read\+xz\+init_module/ },
     { name: 'no finit_module (ENOSYS) → read+xz+init_module', file: 'xz', kernel: 'xz', script: { finit_module: [38] }, want: ['finit_module', 'init_module'], via: /via read\+xz\+init_module/ },
     { name: 'init_module refused with EPERM → one finit_module retry', file: 'ko', script: { init_module: [1] }, want: ['init_module', 'finit_module'], flags: [0], via: /via finit_module \(after init_module EPERM\)/ },
     { name: 'mmap impossible → read+init_module', file: 'ko', script: { mmap: [19] }, want: ['init_module'], via: /via read\+init_module/ },
