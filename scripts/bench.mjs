@@ -1,0 +1,359 @@
+#!/usr/bin/env node
+// `npm run bench`: one table of kmod-ts's start-up, decompression, memory and bulk modinfo figures,
+// each against its reference measured side by side in the same run (issue 6).
+//
+//   npm run build && node scripts/bench.mjs [--quick] [--runs N] [--json]
+//
+// - start-up: `kmod-ts lsmod` over a generated sysroot (KMOD_TS_SYSROOT), `insmod` on its error
+//   paths (a missing file, an empty file: both fail before any module syscall), `--version` and
+//   `modinfo` of one .ko, through the shipped entry (bin/kmod-ts.js → the bundle) and the
+//   compiled modules (dist/src/cli.js), each against `node -e 0`. Runs alternate
+//   (node, bundle, dist, node, ...; the order rotates every round) and the medians of wall time
+//   and of the child's user+sys CPU time (getrusage(RUSAGE_CHILDREN) deltas, microseconds) are
+//   reported; CPU time is the steadier figure on a shared machine.
+// - decompression: the largest module of the Debian 12 kernel (xfs.ko) compressed as kbuild does
+//   (scripts/bench-decompress.mjs: xz --check=crc32 --lzma2=dict=1MiB, zstd, gzip -n);
+//   decompressSync in this process (warm) against `TOOL -dc FILE >/dev/null`, alternating with
+//   a spawn of /bin/true whose median wall time is taken off the C tool's. Ratio = throughput
+//   relative to the C tool (C time / our time). "first" is one call in a fresh process,
+//   import and codec loading included.
+// - memory: peak RSS (VmHWM) of a node child that runs loadModule() on xfs on each loading path
+//   with a syscall layer whose init_module only touches the image (mmap path: the real
+//   mmap/munmap, init_module a no-op), against a bare `node` child; ratio (peak − bare) / the
+//   module's size, and the marginal ratio against the same path loading dummy.ko (what the
+//   library, koffi and the codecs cost on their own is not per-module memory).
+// - bulk modinfo (scripts/bench-modinfo.mjs): every Debian 12 .ko and Debian 13 .ko.xz in one
+//   invocation, kmod's modinfo against kmod-ts's (ours decodes in worker threads, so its CPU time
+//   can exceed its wall time). `--quick` skips it.
+//
+// A benchmark, not a test: nothing is asserted; exit status 0 unless something failed to run.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { ensureKernel, projectDir } from './kernels.mjs';
+import { child, compressKbuild, PEAK_RSS_JS } from './bench-decompress.mjs';
+import { benchModinfoKernel, KMOD, median } from './bench-modinfo.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const at = args.indexOf(name);
+  return at === -1 ? dflt : Number(args[at + 1]);
+};
+const QUICK = args.includes('--quick');
+const STARTUP_RUNS = opt('--runs', 17);
+const DECOMPRESS_RUNS = opt('--decompress-runs', 21);
+const MEMORY_RUNS = opt('--memory-runs', 5);
+const MODINFO_RUNS = opt('--modinfo-runs', 5);
+
+const started = performance.now();
+const BIN = path.join(projectDir, 'bin', 'kmod-ts.js');
+const CLI = path.join(projectDir, 'dist', 'src', 'cli.js');
+const BUNDLE = path.join(projectDir, 'dist', 'bundle', 'kmod-ts.mjs');
+for (const f of [CLI, BUNDLE]) {
+  if (!fs.existsSync(f)) {
+    process.stderr.write(`bench: ${path.relative(projectDir, f)} missing: run npm run build first\n`);
+    process.exit(1);
+  }
+}
+const lib = (name) => pathToFileURL(path.join(projectDir, 'dist', 'src', name)).href;
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Timing a child: wall time around spawnSync, CPU time from getrusage(RUSAGE_CHILDREN), which
+// grows by exactly the reaped child's user+sys. Through koffi (already a dependency) for
+// microseconds; /proc/self/stat's cutime+cstime (clock ticks) if koffi cannot load.
+
+const childCpuMs = (() => {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi');
+    const getrusage = koffi.load('libc.so.6').func('int getrusage(int who, _Out_ uint8_t *usage)');
+    const buf = Buffer.alloc(144); // struct rusage on 64-bit Linux: 2 timevals + 14 longs
+    const RUSAGE_CHILDREN = -1;
+    return () => {
+      if (getrusage(RUSAGE_CHILDREN, buf) !== 0) throw new Error('getrusage failed');
+      const l = new BigInt64Array(buf.buffer, buf.byteOffset, 4);
+      return Number(l[0] + l[2]) * 1e3 + Number(l[1] + l[3]) / 1e3;
+    };
+  } catch {
+    const hz = 100; // USER_HZ on every Linux architecture Node runs on
+    return () => {
+      const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+      return ((Number(f[14]) + Number(f[15])) * 1000) / hz; // cutime, cstime (fields 16, 17)
+    };
+  }
+})();
+
+const devnull = fs.openSync('/dev/null', 'w');
+
+/** Run `cmd argv` with stdout to /dev/null; its wall and CPU milliseconds. */
+function measure(cmd, argv, { env, expect = [0] } = {}) {
+  const cpu0 = childCpuMs();
+  const t0 = performance.now();
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', devnull, 'pipe'], env: env ?? process.env });
+  const wall = performance.now() - t0;
+  const cpu = childCpuMs() - cpu0;
+  if (r.error) throw r.error;
+  if (!expect.includes(r.status)) throw new Error(`${cmd} ${argv.join(' ')}: exit ${r.status}\n${r.stderr}`);
+  return { wall, cpu };
+}
+
+/** Medians of wall and CPU over samples. */
+const medians = (samples) => ({ wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) });
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kmod-ts-bench-'));
+process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
+
+const d12 = await ensureKernel('d12');
+const xfs = path.join(d12.modulesDir, 'kernel/fs/xfs/xfs.ko');
+const dummy = path.join(d12.modulesDir, 'kernel/drivers/net/dummy.ko');
+const xfsSize = fs.statSync(xfs).size;
+const dummySize = fs.statSync(dummy).size;
+
+/** A sysroot with 60 loaded modules (names and sizes from Debian 12's), a few with holders. */
+function makeSysroot(dir) {
+  const names = execFileSync('find', [path.join(d12.modulesDir, 'kernel'), '-name', '*.ko'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .sort()
+    .filter((_, i) => i % 18 === 0)
+    .slice(0, 60)
+    .map((f) => path.basename(f, '.ko').replaceAll('-', '_'));
+  const lines = [];
+  names.forEach((name, i) => {
+    const holders = i % 7 === 0 ? names.slice(i + 1, i + 3) : [];
+    const size = 8192 * (1 + ((i * 37) % 50));
+    lines.push(`${name} ${size} ${holders.length} ${holders.map((h) => h + ',').join('') || '-'} Live 0x0000000000000000`);
+    const m = path.join(dir, 'sys/module', name);
+    fs.mkdirSync(path.join(m, 'holders'), { recursive: true });
+    fs.writeFileSync(path.join(m, 'coresize'), `${size}\n`);
+    fs.writeFileSync(path.join(m, 'refcnt'), `${holders.length}\n`);
+    fs.writeFileSync(path.join(m, 'initstate'), 'live\n');
+    for (const h of holders) fs.writeFileSync(path.join(m, 'holders', h), '');
+  });
+  fs.mkdirSync(path.join(dir, 'proc'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'proc/modules'), lines.join('\n') + '\n');
+  return dir;
+}
+const sysroot = makeSysroot(path.join(work, 'root'));
+const empty = path.join(work, 'empty.ko');
+fs.writeFileSync(empty, '');
+
+const rows = []; // [section, what, ours, reference, ratio, target]
+const fmt = (x, d = 0) => x.toFixed(d);
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+const STARTUP = [
+  ['lsmod (60-module sysroot)', ['lsmod'], [0]],
+  ['insmod /nonexistent.ko', ['insmod', '/nonexistent.ko'], [1]],
+  ['insmod EMPTY.ko', ['insmod', empty], [1]],
+  ['--version', ['--version'], [0]],
+  ['modinfo dummy.ko', ['modinfo', dummy], [0]],
+];
+const ENTRIES = [
+  ['bin/kmod-ts.js (bundle)', BIN],
+  ['dist/src/cli.js', CLI],
+];
+log(`start-up: ${STARTUP.length} commands × (node -e 0, ${ENTRIES.length} entries) × ${STARTUP_RUNS} runs`);
+const env = { ...process.env, KMOD_TS_SYSROOT: sysroot };
+delete env.NODE_OPTIONS;
+for (const [what, argv, expect] of STARTUP) {
+  const contenders = [
+    { name: 'node -e 0', run: () => measure(process.execPath, ['-e', '0'], { env }) },
+    ...ENTRIES.map(([name, entry]) => ({ name, run: () => measure(process.execPath, [entry, ...argv], { env, expect }) })),
+  ];
+  for (const c of contenders) c.run(); // warm-up: page cache, node's code cache
+  const samples = contenders.map(() => []);
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    for (let j = 0; j < contenders.length; j++) {
+      const k = (i + j) % contenders.length; // rotate the order each round
+      samples[k].push(contenders[k].run());
+    }
+  }
+  const [base, ...ours] = samples.map(medians);
+  ours.forEach((m, j) => {
+    rows.push([
+      'start-up',
+      `${what}, ${ENTRIES[j][0]}`,
+      `${fmt(m.wall)} ms wall, ${fmt(m.cpu)} ms cpu`,
+      `node -e 0: ${fmt(base.wall)} / ${fmt(base.cpu)}`,
+      `${fmt(m.wall / base.wall, 2)}× / ${fmt(m.cpu / base.cpu, 2)}×`,
+      '≤ 1.25×',
+    ]);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decompression
+
+log(`decompression: xfs.ko (${xfsSize} bytes) × xz, zstd, gzip × ${DECOMPRESS_RUNS} runs`);
+const compressed = compressKbuild(xfs, work);
+const { decompressSync } = await import(lib('compression.js'));
+const xfsData = fs.readFileSync(xfs);
+const spawnCosts = [];
+for (const { tool, format, file } of compressed) {
+  const input = fs.readFileSync(file);
+  const firstSamples = [0, 1, 2].map(() =>
+    child(`
+      import fs from 'node:fs';
+      const input = fs.readFileSync(${JSON.stringify(file)});
+      const t = performance.now();
+      const { decompressSync } = await import(${JSON.stringify(lib('compression.js'))});
+      decompressSync(${JSON.stringify(format)}, input);
+      console.log(JSON.stringify(performance.now() - t));`),
+  );
+  if (!decompressSync(format, input).equals(xfsData)) throw new Error(`${format}: wrong output`);
+  const ours = [];
+  const theirs = [];
+  const spawn = [];
+  const steps = [
+    () => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      decompressSync(format, input);
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      ours.push({ wall, cpu: (c.user + c.system) / 1e3 });
+    },
+    () => theirs.push(measure(tool, ['-dc', file])),
+    () => spawn.push(measure('true', [])), // what spawning costs the C tool, in the same rounds
+  ];
+  for (let i = 0; i < DECOMPRESS_RUNS; i++) for (let j = 0; j < steps.length; j++) steps[(i + j) % steps.length]();
+  const o = medians(ours);
+  const t = medians(theirs);
+  const s = medians(spawn);
+  spawnCosts.push(s.wall);
+  // Past noise the difference can vanish: then there is no wall figure to give.
+  const tWall = t.wall - s.wall;
+  const wallRatio = tWall > 0 ? `${fmt(tWall / o.wall, 2)}×` : 'n/a';
+  rows.push([
+    'decompress',
+    `xfs.ko${path.extname(file)} (${input.length} → ${xfsSize} B)`,
+    `${fmt(o.wall, 1)} ms wall, ${fmt(o.cpu, 1)} cpu; first ${fmt(median(firstSamples), 0)} ms`,
+    `${tool} -dc: ${tWall > 0 ? fmt(tWall, 1) : 'n/a'} / ${fmt(t.cpu, 1)}`,
+    `${wallRatio} / ${fmt(t.cpu / o.cpu, 2)}×`,
+    '≥ 0.9×',
+  ]);
+}
+rows.push(['decompress', `(C wall: minus /bin/true's spawn, ${spawnCosts.map((x) => fmt(x, 1)).join(' / ')} ms)`, '', '', '', '']);
+
+// ---------------------------------------------------------------------------------------------
+// Peak memory per loading path
+
+const emptyRoot = path.join(work, 'empty-root');
+fs.mkdirSync(emptyRoot);
+const byExt = Object.fromEntries(compressed.map((c) => [c.format, c.file]));
+for (const c of compressKbuild(dummy, work)) byExt[`dummy-${c.format}`] = c.file;
+const PATHS = [
+  ['mmap+init_module', 'mmap', xfs, dummy, '≈ 0×'],
+  ['read+init_module', 'read', xfs, dummy, '≈ 1× (a copy)'],
+  ['read+xz+init_module', 'read', byExt.xz, byExt['dummy-xz'], '≤ 1.5×'],
+  ['read+zstd+init_module', 'read', byExt.zstd, byExt['dummy-zstd'], '≤ 1.5×'],
+  ['read+gzip+init_module', 'read', byExt.gzip, byExt['dummy-gzip'], '≤ 1.5×'],
+  ['finit_module (in-kernel xz)', 'finit', byExt.xz, byExt['dummy-xz'], '≈ 0×'],
+];
+/** Peak RSS of a child that loads FILE on PATH with a no-op kernel. */
+const loadPeak = (loadPath, file) =>
+  child(`
+    import fs from 'node:fs';
+    const { loadModule } = await import(${JSON.stringify(lib('index.js'))});
+    const { nativeSyscalls } = await import(${JSON.stringify(lib('syscalls.js'))});
+    const real = nativeSyscalls();
+    let touched = 0;
+    const sys = {
+      ...real,
+      initModule(image) {
+        // the kernel's copy_from_user reads every page; a mapping is left alone (not copied)
+        if (image instanceof Uint8Array) for (let i = 0; i < image.length; i += 4096) touched += image[i];
+      },
+      finitModule() {},
+      deleteModule() {},
+    };
+    const r = await loadModule(${JSON.stringify(file)}, { sys, path: ${JSON.stringify(loadPath)}, root: ${JSON.stringify(emptyRoot)} });
+    console.log(JSON.stringify({ peak: ${PEAK_RSS_JS}, via: r.via, touched }));`);
+const barePeak = () => child(`import fs from 'node:fs'; console.log(JSON.stringify(${PEAK_RSS_JS}));`);
+log(`memory: ${PATHS.length} loading paths × (bare node, xfs, dummy) × ${MEMORY_RUNS} runs`);
+for (const [label, loadPath, file, small, target] of PATHS) {
+  const bare = [];
+  const big = [];
+  const little = [];
+  let via;
+  for (let i = 0; i < MEMORY_RUNS; i++) {
+    bare.push(barePeak());
+    const r = loadPeak(loadPath, file);
+    via = r.via;
+    big.push(r.peak);
+    little.push(loadPeak(loadPath, small).peak);
+  }
+  const [b, p, s] = [median(bare), median(big), median(little)];
+  rows.push([
+    'memory',
+    `${via}, xfs`,
+    `peak ${mb(p)} (dummy.ko ${mb(s)})`,
+    `bare node ${mb(b)}`,
+    `${fmt((p - b) / xfsSize, 2)}× / ${fmt((p - s) / (xfsSize - dummySize), 2)}×`,
+    target,
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk modinfo
+
+if (QUICK) {
+  rows.push(['modinfo', 'bulk modinfo skipped (--quick)', '', '', '', '']);
+} else if (!KMOD) {
+  rows.push(['modinfo', 'bulk modinfo skipped: no kmod modinfo on this machine', '', '', '', '']);
+} else {
+  for (const name of ['d12', 'd13']) {
+    log(`modinfo: ${name} × ${MODINFO_RUNS} runs`);
+    const r = await benchModinfoKernel(name, { runs: MODINFO_RUNS, warmup: false, timer: (cmd, argv) => measure(cmd, argv) });
+    const k = medians(r.kmod);
+    const o = medians(r.ours);
+    rows.push([
+      'modinfo',
+      `${r.label}: ${r.modules} ${name === 'd12' ? '.ko' : '.ko.xz'} in one call`,
+      `${fmt(o.wall)} ms wall, ${fmt(o.cpu)} ms cpu`,
+      `kmod modinfo: ${fmt(k.wall)} / ${fmt(k.cpu)}`,
+      `${fmt(o.wall / k.wall, 2)}× / ${fmt(o.cpu / k.cpu, 2)}×`,
+      '',
+    ]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const elapsed = (performance.now() - started) / 1000;
+const HEAD = ['', 'measurement', 'kmod-ts', 'reference (wall / cpu ms)', 'ratio wall / cpu', 'target'];
+if (args.includes('--json')) {
+  process.stdout.write(JSON.stringify({ rows, elapsed }, null, 2) + '\n');
+} else {
+  const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const out = [
+    `kmod-ts bench: node ${process.version}, ${os.cpus().length} CPUs, load ${load}; medians of ${STARTUP_RUNS} (start-up), ` +
+      `${DECOMPRESS_RUNS} (decompression), ${MEMORY_RUNS} (memory)${QUICK ? '' : `, ${MODINFO_RUNS} (modinfo)`} alternating runs`,
+    'ratios: start-up and modinfo = ours / reference (lower is better); decompression = reference / ours (throughput, higher is better);',
+    'memory = (peak − bare node) / module size, then the marginal (peak − same path with dummy.ko) / size difference',
+    '',
+    line(HEAD),
+    line(widths.map((w) => '-'.repeat(w))),
+  ];
+  let section;
+  for (const r of rows) {
+    out.push(line([r[0] === section ? '' : r[0], ...r.slice(1)]));
+    section = r[0];
+  }
+  out.push('', `elapsed ${elapsed.toFixed(0)} s`);
+  process.stdout.write(out.join('\n') + '\n');
+}
