@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// The shipped entry point: the one-file bundle (fast start-up); the compiled modules when the
-// bundle was not built (a checkout where only `tsc` ran).
-try {
-  await import('../dist/bundle/kmod-ts.mjs');
-} catch (err) {
-  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('kmod-ts.mjs')) throw err;
-  await import('../dist/src/cli.js');
-}
+// The shipped entry point (CommonJS, see bin/package.json: the fastest start): the one-file
+// bundle, or the compiled modules when the bundle was not built (a checkout where only tsc ran).
+'use strict';
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+const bundle = join(__dirname, '..', 'dist', 'bundle', 'kmod-ts.cjs');
+if (existsSync(bundle)) require(bundle);
+else import('../dist/src/cli.js');

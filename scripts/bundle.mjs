@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Production bundle of kmod-ts for a root filesystem:
-//   build/bundle/kmod-ts.mjs           src/cli.ts and every pure-JS dependency (yargs, ...) in one file
+//   build/bundle/kmod-ts.cjs           src/cli.ts and every pure-JS dependency (yargs-parser) in one file
+//   build/bundle/modinfo-worker.js     modinfo's decompression worker
 //   build/bundle/node_modules/...      only the native addons (koffi, lzma-native, zstd-napi) and
 //                                      their runtime dependencies, pruned to linux-x64 (glibc)
 // No dev dependencies, no sources, no other platforms' prebuilt binaries.
@@ -93,7 +94,7 @@ async function dirSize(dir) {
 const WORKER_ENTRY = 'src/modinfo-worker.ts';
 
 /**
- * Bundle the JavaScript only: `kmod-ts.mjs` and `modinfo-worker.js` in `outDir`, native
+ * Bundle the JavaScript only: `kmod-ts.cjs` and `modinfo-worker.js` in `outDir`, native
  * packages left as imports (resolved from the node_modules around `outDir`).
  * @param {string} outDir
  * @param {{ entry?: string, minify?: boolean }} [opts]
@@ -101,13 +102,9 @@ const WORKER_ENTRY = 'src/modinfo-worker.ts';
  */
 export async function buildJs(outDir, opts = {}) {
   const entry = path.resolve(projectDir, opts.entry ?? 'src/cli.ts');
-  await esbuild.build({
-    entryPoints: [{ in: entry, out: 'kmod-ts' }, { in: path.join(projectDir, WORKER_ENTRY), out: 'modinfo-worker' }],
-    outdir: outDir,
-    outExtension: { '.js': '.js' },
+  const common = {
     bundle: true,
     platform: 'node',
-    format: 'esm',
     target: 'node20',
     external: NATIVE_PACKAGES,
     minify: opts.minify ?? true,
@@ -115,11 +112,29 @@ export async function buildJs(outDir, opts = {}) {
     keepNames: true,
     legalComments: 'none',
     logLevel: 'warning',
-    // Bundled CommonJS code (if any) still calls require() for Node built-ins.
-    banner: { js: "#!/usr/bin/env node\nimport{createRequire as __kmodTsCreateRequire}from'node:module';const require=__kmodTsCreateRequire(import.meta.url);" },
+  };
+  // The main file is CommonJS: Node's CommonJS loader starts faster than its ESM loader, and
+  // esbuild turns the imports of lazily loaded applets into require() calls made on first use,
+  // so an lsmod never loads zlib, worker_threads or the codecs (measured: 1.12x `node -e 0`
+  // against 1.36x for the same code as one ESM file). import.meta.url becomes the file's URL.
+  const file = path.join(outDir, 'kmod-ts.cjs');
+  await esbuild.build({
+    ...common,
+    entryPoints: [entry],
+    outfile: file,
+    format: 'cjs',
+    define: { 'import.meta.url': '__kmodTsUrl' },
+    banner: { js: '#!/usr/bin/env node\nvar __kmodTsUrl=require("url").pathToFileURL(__filename).href;' },
   });
-  await fs.rename(path.join(outDir, 'kmod-ts.js'), path.join(outDir, 'kmod-ts.mjs'));
-  return path.join(outDir, 'kmod-ts.mjs');
+  await esbuild.build({
+    ...common,
+    entryPoints: [path.join(projectDir, WORKER_ENTRY)],
+    outfile: path.join(outDir, 'modinfo-worker.js'),
+    format: 'esm',
+    // Bundled CommonJS code (if any) still calls require() for Node built-ins.
+    banner: { js: "import{createRequire as __kmodTsCreateRequire}from'node:module';const require=__kmodTsCreateRequire(import.meta.url);" },
+  });
+  return file;
 }
 
 /**
@@ -127,12 +142,12 @@ export async function buildJs(outDir, opts = {}) {
  * @param {{ outDir?: string, entry?: string, minify?: boolean, quiet?: boolean }} [opts]
  * @returns {Promise<{ outDir: string, file: string, jsBytes: number, totalBytes: number }>}
  * @throws {Error} when esbuild fails or a native package is missing from node_modules.
- * @example const { file } = await bundle(); // build/bundle/kmod-ts.mjs
+ * @example const { file } = await bundle(); // build/bundle/kmod-ts.cjs
  */
 export async function bundle(opts = {}) {
   const outDir = path.resolve(opts.outDir ?? path.join(projectDir, 'build', 'bundle'));
   const entry = path.resolve(projectDir, opts.entry ?? 'src/cli.ts');
-  const file = path.join(outDir, 'kmod-ts.mjs');
+  const file = path.join(outDir, 'kmod-ts.cjs');
   if (!existsSync(entry)) throw new Error(`entry point ${path.relative(projectDir, entry)} does not exist yet`);
   await fs.rm(outDir, { recursive: true, force: true });
   await fs.mkdir(outDir, { recursive: true });
@@ -187,7 +202,7 @@ async function main(argv) {
   const r = await bundle({ outDir: outIdx >= 0 ? argv[outIdx + 1] : undefined, minify: !argv.includes('--no-minify') });
   await selfTest(r.outDir);
   const rel = path.relative(process.cwd(), r.outDir) || '.';
-  process.stdout.write(`bundle: ${path.join(rel, 'kmod-ts.mjs')} ${mib(r.jsBytes)}; native addons: ${r.packages.join(', ')}\n` +
+  process.stdout.write(`bundle: ${path.join(rel, 'kmod-ts.cjs')} ${mib(r.jsBytes)}; native addons: ${r.packages.join(', ')}\n` +
     `bundle: total ${rel}/ ${mib(r.totalBytes)} (${r.totalBytes} bytes)\n`);
   return 0;
 }

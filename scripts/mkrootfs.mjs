@@ -5,7 +5,7 @@
 //                                  present (then powers off), else gives a shell on the console
 //   /usr/bin/node + its libraries  the host's Node (process.execPath) and what ldd says it needs
 //   /usr/lib/kmod-ts/              the production bundle (scripts/bundle.mjs)
-//   /usr/bin/kmod-ts               → /usr/lib/kmod-ts/kmod-ts.mjs
+//   /usr/bin/kmod-ts               → /usr/lib/kmod-ts/kmod-ts.cjs
 //   /sbin/insmod, rmmod, lsmod     made by `kmod-ts --install /sbin`
 //   /bin/*                         busybox-static applets, without insmod/rmmod/lsmod/modprobe/
 //                                  modinfo/depmod
@@ -333,7 +333,7 @@ async function bundleStage(stage, bundleDir) {
   await fs.mkdir(path.dirname(dir), { recursive: true });
   await fs.cp(bundleDir, dir, { recursive: true, verbatimSymlinks: true });
   await fs.mkdir(path.join(stage, 'usr/bin'), { recursive: true });
-  await fs.symlink('../lib/kmod-ts/kmod-ts.mjs', path.join(stage, 'usr/bin/kmod-ts'));
+  await fs.symlink('../lib/kmod-ts/kmod-ts.cjs', path.join(stage, 'usr/bin/kmod-ts'));
   const sbin = path.join(stage, 'sbin');
   await fs.mkdir(sbin, { recursive: true });
   let how;

@@ -5,4 +5,6 @@
  */
 import { main } from './main.js';
 
-process.exitCode = await main(process.argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+void main(process.argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then((status) => {
+  process.exitCode = status;
+});

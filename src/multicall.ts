@@ -7,7 +7,7 @@ import { lstatSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from '
 import { basename, join, resolve } from 'node:path';
 
 /** Names under which the program is itself, not an applet. */
-const SELF_NAMES = /^(kmod-ts|cli|main)(\.m?js)?$/;
+const SELF_NAMES = /^(kmod-ts|cli|main)(\.[cm]?js)?$/;
 
 /**
  * What the program was started as.
@@ -18,7 +18,7 @@ const SELF_NAMES = /^(kmod-ts|cli|main)(\.m?js)?$/;
 export function startName(argv0: string): { multicall: true } | { multicall: false; name: string } {
   const base = basename(argv0);
   if (SELF_NAMES.test(base)) return { multicall: true };
-  return { multicall: false, name: base.replace(/\.m?js$/, '') };
+  return { multicall: false, name: base.replace(/\.[cm]?js$/, "") };
 }
 
 /** The outcome of installing one link. */

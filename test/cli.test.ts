@@ -153,7 +153,7 @@ describe('package metadata', () => {
 describe('the shipped entry point', () => {
   it('falls back to the compiled modules when the bundle was not built', () => {
     const top = tempDir('kmod-ts-nobundle-');
-    writeTree(top, { 'bin/kmod-ts.js': readFileSync(BIN) });
+    writeTree(top, { 'bin/kmod-ts.js': readFileSync(BIN), 'bin/package.json': readFileSync(resolve('bin/package.json')) });
     // dist/ without bundle/: only the compiled modules
     writeTree(top, { 'dist/.keep': '' });
     symlinkSync(resolve('dist/src'), join(top, 'dist/src'));

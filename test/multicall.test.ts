@@ -9,6 +9,7 @@ describe('the start-up name picks the applet', () => {
     ['/usr/bin/kmod-ts', { multicall: true }],
     ['/x/bin/kmod-ts.js', { multicall: true }],
     ['/x/kmod-ts.mjs', { multicall: true }],
+    ['/usr/lib/kmod-ts/kmod-ts.cjs', { multicall: true }],
     ['/x/dist/src/cli.js', { multicall: true }],
     ['/x/rmmod.js', { multicall: false, name: 'rmmod' }],
   ];
