@@ -15,6 +15,7 @@ import { decompressSync, detectFormat } from './compression.js';
 import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf.js';
 import { Errno, errnoFromCode } from './errno.js';
 import { DecompressError, ElfError } from './errors.js';
+import { readFully } from './module-file.js';
 
 /** What `modinfo` needs from a module file. Every array is a private copy. */
 export interface ImageParts {
@@ -63,16 +64,10 @@ export function readImageParts(file: string, opts: { maxSize?: number } = {}): I
     if (got < MAGIC_MAX) throw new ImageError(Errno.EINVAL, 'file too short');
     const format = detectFormat(head);
     if (format === undefined || format === 'elf') return partsOf(windowedSource(fd, size));
-    const whole = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, whole, done, size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
+    const whole = readFully(fd, size);
     let image: Buffer;
     try {
-      image = decompressSync(format, whole.subarray(0, done), { maxSize: opts.maxSize });
+      image = decompressSync(format, whole, { maxSize: opts.maxSize });
     } catch (e) {
       if (e instanceof DecompressError) throw new ImageError(Errno.EINVAL, e.message, e.format);
       throw e;

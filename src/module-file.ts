@@ -125,8 +125,15 @@ function tooLarge(path: string): ModuleFileError {
   return new ModuleFileError('too-large', path, 'File too large', { errno: Errno.EFBIG });
 }
 
-function readRegular(fd: number, size: number, maxSize: number, path: string): Buffer {
-  if (size > maxSize) throw tooLarge(path);
+/**
+ * Read the first `size` bytes of a regular file into one buffer (shorter if the file shrank).
+ * @param fd an open descriptor
+ * @param size bytes to read, from fstat
+ * @returns the bytes read
+ * @throws {NodeJS.ErrnoException} on a read error
+ * @example readFully(fd, fstatSync(fd).size)
+ */
+export function readFully(fd: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let got = 0;
   while (got < size) {
@@ -135,6 +142,11 @@ function readRegular(fd: number, size: number, maxSize: number, path: string): B
     got += n;
   }
   return got === size ? buf : buf.subarray(0, got);
+}
+
+function readRegular(fd: number, size: number, maxSize: number, path: string): Buffer {
+  if (size > maxSize) throw tooLarge(path);
+  return readFully(fd, size);
 }
 
 function readStream(fd: number, start: Buffer, maxSize: number, path: string): Buffer {
