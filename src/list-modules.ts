@@ -4,7 +4,7 @@
  * @module
  */
 import { readProcModules } from './proc-modules.js';
-import { readModuleSysfs } from './sysfs.js';
+import { readModuleUsage } from './sysfs.js';
 
 /** A loaded module. */
 export interface LoadedModule {
@@ -33,8 +33,8 @@ export interface LoadedModule {
 export function listModules(opts: { root?: string } = {}): LoadedModule[] {
   const root = opts.root ?? '/';
   return readProcModules(root).map((p) => {
-    const s = readModuleSysfs(p.name, root);
-    const gone = s.initstate === undefined && s.refcnt === undefined && s.coresize === undefined && s.holders === undefined;
+    const s = readModuleUsage(p.name, root);
+    const gone = s.refcnt === undefined && s.coresize === undefined && s.holders === undefined;
     return {
       name: p.name,
       size: s.coresize ?? p.size,

@@ -3,14 +3,27 @@
  *
  * @module
  */
-import { opendirSync, readFileSync } from 'node:fs';
+import { closeSync, opendirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** One buffer for every sysfs attribute read: an attribute is at most a page. */
+const ATTRIBUTE = Buffer.alloc(4096);
+
+// open + read + close, without readFileSync's fstat: lsmod reads three attributes per module.
 function readTrimmed(path: string): string | undefined {
+  let fd: number;
   try {
-    return readFileSync(path, 'latin1').trim();
+    fd = openSync(path, 'r');
   } catch {
     return undefined;
+  }
+  try {
+    const n = readSync(fd, ATTRIBUTE, 0, ATTRIBUTE.length, null);
+    return ATTRIBUTE.toString('latin1', 0, n).trim();
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -65,9 +78,19 @@ export interface ModuleSysfs {
  * @example readModuleSysfs('fat').holders // ['vfat']
  */
 export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
+  return { initstate: readTrimmed(join(root, 'sys/module', name, 'initstate')), ...readModuleUsage(name, root) };
+}
+
+/**
+ * What lsmod shows of a module: its size, use count and holders (no initstate).
+ * @param name the module name (underscores)
+ * @param root system root (default `/`)
+ * @returns refcnt, holders and coresize; each undefined when absent
+ * @example readModuleUsage('fat').refcnt // 1
+ */
+export function readModuleUsage(name: string, root = '/'): Omit<ModuleSysfs, 'initstate'> {
   const dir = join(root, 'sys/module', name);
   return {
-    initstate: readTrimmed(join(dir, 'initstate')),
     refcnt: readNumber(join(dir, 'refcnt')),
     holders: readdirInOrder(join(dir, 'holders')),
     coresize: readNumber(join(dir, 'coresize')),
