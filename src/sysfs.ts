@@ -90,9 +90,12 @@ export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
  */
 export function readModuleUsage(name: string, root = '/'): Omit<ModuleSysfs, 'initstate'> {
   const dir = join(root, 'sys/module', name);
+  const refcnt = readNumber(join(dir, 'refcnt'));
   return {
-    refcnt: readNumber(join(dir, 'refcnt')),
-    holders: readdirInOrder(join(dir, 'holders')),
+    refcnt,
+    // Every holder holds a reference (the kernel's ref_module takes one), so a module whose
+    // count is 0 has none: most modules on a system, and their directory need not be opened.
+    holders: refcnt === 0 ? [] : readdirInOrder(join(dir, 'holders')),
     coresize: readNumber(join(dir, 'coresize')),
   };
 }
