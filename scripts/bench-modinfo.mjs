@@ -9,28 +9,16 @@
 // scripts/bench.mjs imports benchModinfoKernel() for its table.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureKernel, projectDir } from './kernels.mjs';
+import { ensureKernel, moduleFiles, projectDir } from './kernels.mjs';
 
 const BIN = path.join(projectDir, 'bin', 'kmod-ts.js');
 /** kmod's modinfo on this machine, or undefined. */
 export const KMOD = ['/usr/sbin/modinfo', '/sbin/modinfo'].find((p) => existsSync(p));
 
-/** Every module file (.ko, .ko.xz, .ko.zst, .ko.gz) under DIR/kernel, sorted. */
-export function moduleFiles(dir) {
-  const out = [];
-  const walk = (d) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.ko(\.(xz|zst|gz))?$/.test(e.name)) out.push(p);
-    }
-  };
-  walk(path.join(dir, 'kernel'));
-  return out.sort();
-}
+export { moduleFiles };
 
 /** Wall milliseconds of one `cmd argv...` with no output. */
 export function time(cmd, argv) {

@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,6 +23,20 @@ const run = promisify(execFile);
 
 /** The project's root directory (this file lives in <project>/scripts). */
 export const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Every module file (.ko, .ko.xz, .ko.zst, .ko.gz) under MODULESDIR/kernel, sorted. */
+export function moduleFiles(modulesDir) {
+  const out = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.ko(\.(xz|zst|gz))?$/.test(e.name)) out.push(p);
+    }
+  };
+  walk(path.join(modulesDir, 'kernel'));
+  return out.sort();
+}
 
 /** The download/unpack cache: $KMOD_TS_CACHE, else <project>/.cache. */
 export function cacheDir() {

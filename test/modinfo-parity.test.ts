@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, before } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync, copyFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -60,18 +60,8 @@ function kmodModinfo(): string {
   return found;
 }
 
-function moduleFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.ko(\.(xz|zst|gz))?$/.test(e.name)) out.push(p);
-    }
-  };
-  walk(path.join(dir, 'kernel'));
-  return out.sort();
-}
+/** From scripts/kernels.mjs (loaded in `before`): every module file of a kernel, sorted. */
+let moduleFiles: (modulesDir: string) => string[];
 
 /** Splits default-format output into per-module blocks (each starts at `filename:`). */
 function blocks(out: Buffer): string[] {
@@ -107,7 +97,11 @@ describe('modinfo parity with kmod 30 over real Debian kernels', { timeout: 60 *
   const kernels: Kernel[] = [];
   before(async () => {
     kmod = kmodModinfo();
-    const mod = (await import(pathToFileURL(path.join(PROJECT, 'scripts', 'kernels.mjs')).href)) as { ensureKernel(n: string): Promise<Kernel> };
+    const mod = (await import(pathToFileURL(path.join(PROJECT, 'scripts', 'kernels.mjs')).href)) as {
+      ensureKernel(n: string): Promise<Kernel>;
+      moduleFiles(modulesDir: string): string[];
+    };
+    moduleFiles = mod.moduleFiles;
     for (const n of ['d12', 'd13']) kernels.push(await mod.ensureKernel(n));
   });
 
