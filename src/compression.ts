@@ -413,24 +413,20 @@ function unxz(src: Buffer, maxSize: number): Buffer {
   return sink.result();
 }
 
-/** liblzma's error → kmod's words (libkmod-file.c xz_uncompress_belch, which follow xz's). */
+/** liblzma's errors in kmod's words (libkmod-file.c xz_uncompress_belch, which follow xz's). */
+const XZ_ERRORS: Readonly<Record<number, readonly [DecompressError['kind'], string]>> = {
+  [LZMA_DATA_ERROR]: ['corrupt', 'File is corrupt'],
+  [LZMA_BUF_ERROR]: ['truncated', 'Unexpected end of input'],
+  [LZMA_FORMAT_ERROR]: ['corrupt', 'File format not recognized'],
+  [LZMA_OPTIONS_ERROR]: ['unsupported', 'Unsupported compression options'],
+  [LZMA_UNSUPPORTED_CHECK]: ['unsupported', 'Unsupported type of integrity check'],
+  [LZMA_MEM_ERROR]: ['unsupported', 'Cannot allocate memory'],
+  [LZMA_MEMLIMIT_ERROR]: ['unsupported', 'Memory usage limit reached'],
+};
+
+/** liblzma's error → a DecompressError in kmod's words. */
 function xzError(err: LzmaError): DecompressError {
-  const [kind, message]: [DecompressError['kind'], string] =
-    err.code === LZMA_DATA_ERROR
-      ? ['corrupt', 'File is corrupt']
-      : err.code === LZMA_BUF_ERROR
-        ? ['truncated', 'Unexpected end of input']
-        : err.code === LZMA_FORMAT_ERROR
-          ? ['corrupt', 'File format not recognized']
-          : err.code === LZMA_OPTIONS_ERROR
-            ? ['unsupported', 'Unsupported compression options']
-            : err.code === LZMA_UNSUPPORTED_CHECK
-              ? ['unsupported', 'Unsupported type of integrity check']
-              : err.code === LZMA_MEM_ERROR
-                ? ['unsupported', 'Cannot allocate memory']
-                : err.code === LZMA_MEMLIMIT_ERROR
-                  ? ['unsupported', 'Memory usage limit reached']
-                  : ['corrupt', 'Internal error (bug)'];
+  const [kind, message] = XZ_ERRORS[err.code] ?? ['corrupt', 'Internal error (bug)'];
   return new DecompressError('xz', kind, message, { cause: err });
 }
 
