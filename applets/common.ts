@@ -43,7 +43,6 @@ export const LOG_OPTIONS: readonly OptionSpec[] = [
 /** Messages an applet prints: to stderr, or to syslog under `-s`. */
 export interface Reporter {
   error(message: string): void;
-  warn(message: string): void;
   info(message: string): void;
 }
 
@@ -99,13 +98,12 @@ export function positionals(flags: CommonFlags): string[] {
 /** kmod's message format on stderr, or syslog under `-s`. */
 export function reporter(ctx: AppletContext, flags: CommonFlags): Reporter {
   const verbose = flags.verbose ?? 0;
-  const say = (level: 'ERROR' | 'WARNING' | 'INFO', priority: number, message: string) => {
+  const say = (level: 'ERROR' | 'INFO', priority: number, message: string) => {
     if (flags.syslog) ctx.sys.syslog(ctx.prog, priority, `${level}: ${message}`);
     else ctx.stderr.write(`${ctx.prog}: ${level}: ${message}\n`);
   };
   return {
     error: (m) => say('ERROR', 3, m),
-    warn: (m) => say('WARNING', 4, m),
     info: (m) => {
       if (verbose > 0) say('INFO', 6, m);
     },
