@@ -48,6 +48,8 @@ export function pruned(rel) {
     // koffi: build/koffi/<triplet>/ and @koromix/koffi-linux-x64/{linux_x64,musl_x64}/
     if (parts[i - 1] === 'koffi' && parts[i - 2] === 'build' && dir !== TARGET.koffiTriplet) return true;
     if (dir === 'musl_x64') return true;
+    // lzma-native built from source (scripts/build-lzma.mjs): only build/Release/*.node is used.
+    if (parts[i - 1] === 'build' && dir === 'liblzma') return true;
   }
   if (parts.includes('prebuilds') && base.startsWith('electron.')) return true;
   return false;

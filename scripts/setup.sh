@@ -3,8 +3,9 @@
 #   1. system packages: installed through apt-get when run as root (only the missing ones);
 #      otherwise the exact command to run is printed and setup stops
 #   2. npm ci (zstd-napi compiles its addon with node-gyp: g++, make, python3)
-#   3. npm run build
-#   4. the Debian 12 and 13 kernels the demo boots (scripts/kernels.mjs; cached in .cache/)
+#   3. lzma-native's addon rebuilt with -O2 (scripts/build-lzma.mjs; cached in .cache/)
+#   4. npm run build
+#   5. the Debian 12 and 13 kernels the demo boots (scripts/kernels.mjs; cached in .cache/)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -13,10 +14,11 @@ cd "$(dirname "$0")/.."
 # image for side-by-side comparisons; zstd: compressed test fixtures; dpkg/apt: kernel downloads.
 # busybox comes from Debian's `busybox` package, fetched by scripts/mkrootfs.mjs with apt-get
 # download (busybox-static's shell would run its built-in insmod before ours).
-# g++, make, python3: node-gyp builds zstd-napi's addon during npm ci (and make/gcc build the
+# g++, make, python3: node-gyp builds zstd-napi's addon during npm ci, and lzma-native's in
+# scripts/build-lzma.mjs (bzip2: its xz source tarball is .tar.bz2); make/gcc also build the
 # test suite's kernel module).
 # libelf1: Debian 12's linux-kbuild objtool links it (kbuild of test/vm/param_printer.c).
-PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 libelf1"
+PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 bzip2 libelf1"
 
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then
@@ -47,6 +49,10 @@ fi
 
 echo "setup: npm ci"
 npm ci --no-audit --no-fund
+
+# lzma-native's prebuilt addon has an unoptimized liblzma; build it at -O2 (cached; see the script).
+echo "setup: lzma-native, optimized"
+node scripts/build-lzma.mjs
 
 echo "setup: npm run build"
 npm run build --silent

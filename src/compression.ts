@@ -9,8 +9,8 @@
  * - The output is ONE Buffer, allocated once at its final size whenever the file says how big it
  *   is: the xz index (parsed here, backwards from the footer), the zstd frame headers, the gzip
  *   ISIZE trailer (a hint only: modulo 2^32 and last member only). Only when the size is unknown
- *   does the buffer grow by doubling. This keeps peak memory near input + output (plus, for
- *   xz, chunk copies awaiting GC: see XZ_IN_SLICE).
+ *   does the buffer grow by doubling. This keeps peak memory near input + output (plus
+ *   liblzma's dictionary for xz; see unxz for the fallback that also holds chunk copies).
  * - Every member/stream/frame is decoded: concatenated gzip members, concatenated xz streams with
  *   stream padding and any check type, concatenated and skippable zstd frames.
  * - A truncated file is an error, never "half a module" (kmod's gzip path misses this).
@@ -46,6 +46,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import type * as Zlib from 'node:zlib';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { DecompressError } from './errors.js';
+import { bufferAddress, loadNativeLibrary } from './syscalls.js';
 
 /** What a module file's first bytes say it is. */
 export type Format = 'elf' | 'gzip' | 'xz' | 'zstd';
@@ -356,12 +357,147 @@ const LZMA_OPTIONS_ERROR = 8;
 const LZMA_DATA_ERROR = 9;
 const LZMA_BUF_ERROR = 10;
 
-// Input is fed in slices so that the binding (which queues all output of one call before handing
-// it over) never holds much more than a slice's worth of output, and the cap is checked every
-// slice. Measured on a 4.4 MB module: 4-64 KiB slices and 16 KiB-4 MiB output chunks decode
-// equally fast. Each output chunk arrives as a fresh Buffer that we copy and drop; those stay
-// allocated until V8's next GC, so xz transiently costs about one more output size of memory
-// than gzip and zstd (lzma-native offers no way to decode into a caller's buffer).
+
+/**
+ * liblzma's stream decoder with LZMA_CONCATENATED reads every stream, the stream padding
+ * between and after them, and every check type (none, CRC32, CRC64, SHA-256), and checks the
+ * index against the blocks, so a lying index is reported as corruption.
+ *
+ * Two ways to run it, same decoder, same results:
+ * - **liblzma directly** (the default whenever the file declares its size, which every intact
+ *   xz file does): liblzma's own `lzma_code` decodes the whole input straight into the one
+ *   output buffer, through the FFI. Nothing is copied and no chunk is allocated, so memory is
+ *   input + output + liblzma's dictionary, and no time goes to copies and fresh chunk pages.
+ * - **lzma-native's stream binding** (`KMOD_TS_XZ=stream`, or when the size is unknown, or the
+ *   FFI or liblzma's symbols are unavailable): output arrives in 64 KiB chunks that are copied
+ *   into the output buffer; each chunk is a fresh Buffer that stays allocated until V8's next GC.
+ */
+function unxz(src: Buffer, maxSize: number): Buffer {
+  const declared = xzDeclaredSize(src);
+  // The index is verified by liblzma as it decodes, so a file that declares more than the cap
+  // is either too large or corrupt; refusing it now avoids decoding up to the cap first.
+  if (declared !== undefined && declared > maxSize) throw tooLarge('xz');
+  const backend = xzBackend();
+  if (backend === 'liblzma' && declared !== undefined) return unxzDirect(liblzma()!, src, declared);
+  return unxzStream(src, declared, maxSize);
+}
+
+/** How xz is decoded: `KMOD_TS_XZ=liblzma|stream` forces one; unset, liblzma when it loads. */
+function xzBackend(): 'liblzma' | 'stream' {
+  const forced = process.env.KMOD_TS_XZ;
+  if (forced === 'stream') return 'stream';
+  if (liblzma()) return 'liblzma';
+  if (forced === 'liblzma') {
+    throw new DecompressError('xz', 'unsupported', `liblzma is not available through the FFI: ${liblzmaFailure}`);
+  }
+  return 'stream';
+}
+
+/**
+ * Which xz decoder {@link decompress} uses for a file that declares its size: `liblzma` (direct,
+ * into one buffer) or `stream` (lzma-native's chunked binding). For debugging output and tests.
+ *
+ * @returns the decoder, after `KMOD_TS_XZ` (loads the FFI and lzma-native's library)
+ * @throws {DecompressError} kind `unsupported`: `KMOD_TS_XZ=liblzma` and liblzma cannot be loaded
+ * @example xzDecoder() // 'liblzma'
+ */
+export function xzDecoder(): 'liblzma' | 'stream' {
+  return xzBackend();
+}
+
+/** liblzma's C API, bound from the shared object lzma-native loads (see {@link liblzma}). */
+interface Liblzma {
+  streamDecoder(strm: Buffer, memlimit: bigint, flags: number): number;
+  code(strm: Buffer, action: number): number;
+  end(strm: Buffer): void;
+  address(buf: Uint8Array): bigint;
+}
+
+let liblzmaFns: Liblzma | null | undefined;
+let liblzmaFailure = '';
+
+/**
+ * liblzma's functions, from lzma-native's addon file itself: it links liblzma in statically and
+ * exports its symbols, so this is the same library the binding runs (the chosen dependency),
+ * called without the binding's copies. null when the FFI, the file or a symbol is missing, or
+ * the platform is not LP64 (the `lzma_stream` layout below assumes 8-byte pointers and size_t).
+ */
+function liblzma(): Liblzma | null {
+  if (liblzmaFns !== undefined) return liblzmaFns;
+  try {
+    if (!['x64', 'arm64', 'riscv64', 'ppc64', 's390x', 'loong64'].includes(process.arch)) throw new Error(`not an LP64 platform: ${process.arch}`);
+    const req = createRequire(import.meta.url);
+    const pkg = req.resolve('lzma-native/package.json');
+    const nodeGypBuild = createRequire(pkg)('node-gyp-build') as { path(dir: string): string };
+    const lib = loadNativeLibrary(nodeGypBuild.path(dirname(pkg)));
+    liblzmaFns = {
+      streamDecoder: lib.func('int lzma_stream_decoder(void *strm, uint64_t memlimit, uint32_t flags)'),
+      code: lib.func('int lzma_code(void *strm, int action)'),
+      end: lib.func('void lzma_end(void *strm)'),
+      address: bufferAddress,
+    };
+  } catch (err) {
+    liblzmaFailure = (err as Error).message;
+    liblzmaFns = null;
+  }
+  return liblzmaFns;
+}
+
+// lzma_stream on LP64 (lzma/base.h): next_in, avail_in, total_in, next_out, avail_out,
+// total_out, allocator, internal, 4 reserved pointers, 2 uint64, 2 size_t, 2 enums.
+const LZMA_STREAM_SIZE = 136;
+const NEXT_IN = 0;
+const AVAIL_IN = 8;
+const NEXT_OUT = 24;
+const AVAIL_OUT = 32;
+const TOTAL_OUT = 40;
+const LZMA_OK = 0;
+const LZMA_STREAM_END = 1;
+const LZMA_FINISH = 3;
+const LZMA_CONCATENATED = 0x08;
+const NO_MEMLIMIT = 0xffffffffffffffffn;
+// V8 keeps typed arrays of up to 64 bytes inside its heap, where they can move between calls.
+const MAX_ON_HEAP = 64;
+
+/**
+ * Decode all of `src` into one buffer of exactly `size` bytes (the size the index declares).
+ * One `lzma_code(LZMA_FINISH)` call normally does it all; liblzma returns LZMA_BUF_ERROR when a
+ * second call in a row can make no progress, so the loop ends.
+ */
+function unxzDirect(lz: Liblzma, input: Buffer, size: number): Buffer {
+  // Addresses go into C memory: the buffers must not live in V8's heap, where they could move.
+  const src = input.length <= MAX_ON_HEAP ? Buffer.from(input) : input;
+  const out = Buffer.allocUnsafe(size);
+  const strm = Buffer.alloc(LZMA_STREAM_SIZE); // LZMA_STREAM_INIT is all zeros
+  let ret = lz.streamDecoder(strm, NO_MEMLIMIT, LZMA_CONCATENATED);
+  if (ret !== LZMA_OK) throw xzError(ret);
+  try {
+    strm.writeBigUInt64LE(lz.address(src), NEXT_IN);
+    strm.writeBigUInt64LE(BigInt(src.length), AVAIL_IN);
+    if (size > 0) {
+      strm.writeBigUInt64LE(lz.address(out), NEXT_OUT);
+      strm.writeBigUInt64LE(BigInt(size), AVAIL_OUT);
+    }
+    do ret = lz.code(strm, LZMA_FINISH);
+    while (ret === LZMA_OK);
+  } finally {
+    lz.end(strm);
+  }
+  const produced = Number(strm.readBigUInt64LE(TOTAL_OUT));
+  // More data than the index declared: the output is full but input is left (liblzma checks
+  // the index only once it reaches it, so a lying index shows first as a full buffer).
+  if (ret !== LZMA_STREAM_END && produced === size && strm.readBigUInt64LE(AVAIL_IN) > 0n) throw xzError(LZMA_DATA_ERROR);
+  if (ret !== LZMA_STREAM_END) throw xzError(ret);
+  if (produced !== size) throw xzError(LZMA_DATA_ERROR);
+  return out;
+}
+
+// Stream binding: input is fed in slices so that the binding (which queues all output of one
+// call before handing it over) never holds much more than a slice's worth of output, and the cap
+// is checked every slice. Measured on a 4.4 MB module: 4-64 KiB slices and 16 KiB-4 MiB output
+// chunks decode equally fast. Each output chunk arrives as a fresh Buffer that we copy and drop;
+// those stay allocated until V8's next GC, so this way costs about one more output size of
+// memory than the direct one (lzma-native's binding cannot decode into a caller's buffer).
 const XZ_IN_SLICE = 16 * 1024;
 const XZ_MIN_SLICE = 1024;
 const XZ_OUT_CHUNK = 64 * 1024;
@@ -369,16 +505,8 @@ const XZ_OUT_CHUNK = 64 * 1024;
 // slice cannot carry the output far past it (at most 1 KiB x 7000 = 7 MB over, for a bomb).
 const XZ_WORST_RATIO = 8192;
 
-/**
- * liblzma's stream decoder with LZMA_CONCATENATED reads every stream, the stream padding
- * between and after them, and every check type (none, CRC32, CRC64, SHA-256), and checks the
- * index against the blocks, so a lying index is reported as corruption.
- */
-function unxz(src: Buffer, maxSize: number): Buffer {
-  const declared = xzDeclaredSize(src);
-  // The index is verified by liblzma as it decodes, so a file that declares more than the cap
-  // is either too large or corrupt; refusing it now avoids decoding up to the cap first.
-  if (declared !== undefined && declared > maxSize) throw tooLarge('xz');
+/** Decode through lzma-native's stream binding into a {@link Sink}. */
+function unxzStream(src: Buffer, declared: number | undefined, maxSize: number): Buffer {
   const lz = lzma();
   const sink = new Sink('xz', declared ?? Math.max(src.length * 4, 64 * 1024), maxSize);
   let failure: LzmaError | undefined;
@@ -408,7 +536,7 @@ function unxz(src: Buffer, maxSize: number): Buffer {
     strm.resetUnderlying();
   }
   if (overflow) throw tooLarge('xz');
-  if (failure) throw xzError(failure);
+  if (failure) throw xzError(failure.code, failure);
   if (!ended) throw new DecompressError('xz', 'truncated', 'Unexpected end of input');
   return sink.result();
 }
@@ -424,10 +552,10 @@ const XZ_ERRORS: Readonly<Record<number, readonly [DecompressError['kind'], stri
   [LZMA_MEMLIMIT_ERROR]: ['unsupported', 'Memory usage limit reached'],
 };
 
-/** liblzma's error → a DecompressError in kmod's words. */
-function xzError(err: LzmaError): DecompressError {
-  const [kind, message] = XZ_ERRORS[err.code] ?? ['corrupt', 'Internal error (bug)'];
-  return new DecompressError('xz', kind, message, { cause: err });
+/** liblzma's `lzma_ret` → a DecompressError in kmod's words. */
+function xzError(code: number, cause?: Error): DecompressError {
+  const [kind, message] = XZ_ERRORS[code] ?? ['corrupt', 'Internal error (bug)'];
+  return new DecompressError('xz', kind, message, cause ? { cause } : undefined);
 }
 
 /**

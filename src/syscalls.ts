@@ -5,6 +5,9 @@
  * architecture's numbers from the kernel's syscall tables. koffi itself is loaded on the first
  * call, so `lsmod` never pays for it.
  *
+ * Other C code reaches koffi through {@link loadNativeLibrary} and {@link bufferAddress} only
+ * (compression.ts drives lzma-native's own liblzma that way), so the FFI stays in this file.
+ *
  * @module
  */
 import { createRequire } from 'node:module';
@@ -81,13 +84,18 @@ interface Native {
 }
 
 let native: Native | undefined;
+let koffiModule: any;
+
+function koffi(): any {
+  return (koffiModule ??= createRequire(import.meta.url)('koffi'));
+}
 
 function load(): Native {
   if (native) return native;
-  const koffi = createRequire(import.meta.url)('koffi');
-  const libc = koffi.load('libc.so.6');
+  const ffi = koffi();
+  const libc = ffi.load('libc.so.6');
   native = {
-    koffi,
+    koffi: ffi,
     syscall: libc.func('long syscall(long number, ...)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
@@ -99,6 +107,43 @@ function load(): Native {
 }
 
 let syslogIdent: Buffer | undefined;
+
+/** A shared library opened through the FFI. */
+export interface NativeLibrary {
+  /**
+   * Bind one of its C functions from a prototype, e.g. `int lzma_code(void *strm, int action)`.
+   * A Buffer passed for a pointer parameter is passed in place (its own memory, no copy).
+   */
+  func(prototype: string): (...args: any[]) => any;
+}
+
+/**
+ * Open a shared library (`dlopen`) for calls through the FFI.
+ *
+ * @param file the library's path (or a soname such as `libc.so.6`)
+ * @returns the library, whose functions are bound with `func`
+ * @throws {Error} the FFI cannot be loaded or the library cannot be opened
+ * @example loadNativeLibrary('/usr/lib/x86_64-linux-gnu/liblzma.so.5').func('const char *lzma_version_string(void)')()
+ */
+export function loadNativeLibrary(file: string): NativeLibrary {
+  const lib = koffi().load(file);
+  return { func: (prototype) => lib.func(prototype) };
+}
+
+/**
+ * The address of a buffer's first byte, for C structures that hold pointers.
+ *
+ * The memory of a Node Buffer (and of a typed array over more than 64 bytes) lives outside V8's
+ * heap and never moves; the caller keeps the buffer referenced while C code can use the address.
+ *
+ * @param buf the buffer (a view's own first byte, offset included)
+ * @returns its address
+ * @throws {Error} the FFI cannot be loaded
+ * @example bufferAddress(Buffer.alloc(4096)) // 94652481312768n
+ */
+export function bufferAddress(buf: Uint8Array): bigint {
+  return BigInt(koffi().address(buf));
+}
 
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;

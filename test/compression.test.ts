@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { crc32, gzipSync } from 'node:zlib';
 import {
   COMPRESSION_FEATURES,
   type CompressedFormat,
@@ -21,6 +21,7 @@ import {
   detectFormat,
   type Format,
   xzDeclaredSize,
+  xzDecoder,
 } from '../src/compression.js';
 import { DecompressError } from '../src/errors.js';
 
@@ -118,6 +119,51 @@ async function assertFails(
     else assert.match(err.message, want.message);
     return true;
   });
+}
+
+/**
+ * Run `fn` with xz decoded by lzma-native's stream binding (`KMOD_TS_XZ=stream`) instead of the
+ * default, liblzma through the FFI. Every xz case runs both ways: the stream binding is what
+ * decodes when the FFI is missing and when a file's index does not give its size.
+ */
+async function withXzStream<T>(fn: () => Promise<T> | T): Promise<T> {
+  const saved = process.env.KMOD_TS_XZ;
+  process.env.KMOD_TS_XZ = 'stream';
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.KMOD_TS_XZ;
+    else process.env.KMOD_TS_XZ = saved;
+  }
+}
+
+/**
+ * A one-stream, one-block xz file whose index says the block holds `size` bytes, with the
+ * index CRC32 recomputed, so only the comparison with the decoded data can tell.
+ */
+function withIndexSize(file: Buffer, size: number): Buffer {
+  const b = Buffer.from(file);
+  const footer = b.length - 12;
+  const index = footer - (b.readUInt32LE(footer + 4) + 1) * 4;
+  const vli = (at: number): [number, number] => {
+    let v = 0;
+    for (let i = 0; ; i++) {
+      v += (b[at + i] & 0x7f) * 128 ** i;
+      if (!(b[at + i] & 0x80)) return [v, i + 1];
+    }
+  };
+  assert.equal(vli(index + 1)[0], 1, 'one block');
+  const at = index + 2 + vli(index + 2)[1]; // past the indicator, the count and the unpadded size
+  const [, len] = vli(at);
+  const enc: number[] = [];
+  for (let v = size; ; v = Math.floor(v / 128)) {
+    enc.push((v % 128) | (v >= 128 ? 0x80 : 0));
+    if (v < 128) break;
+  }
+  assert.equal(enc.length, len, 'same VLI length');
+  b.set(enc, at);
+  b.writeUInt32LE(crc32(b.subarray(index, footer - 4)), footer - 4);
+  return b;
 }
 
 /** Equality of big buffers without a megabyte-long diff in the failure message. */
@@ -220,6 +266,7 @@ describe('decompress round trips', () => {
   ];
   for (const [name, format, make, want] of cases) {
     test(name, async () => assertSameBytes(await decompress(format, make()), want));
+    if (format === 'xz') test(`${name} (stream binding)`, () => withXzStream(async () => assertSameBytes(await decompress(format, make()), want)));
   }
 
   test('decompressSync gives the same bytes as decompress, for every format', async () => {
@@ -319,6 +366,18 @@ describe('decompress faults', () => {
   ];
   for (const [name, format, make, kind, message] of cases) {
     test(name, () => assertFails(() => decompress(format, make()), { format, kind, message }));
+    if (format === 'xz') test(`${name} (stream binding)`, () => withXzStream(() => assertFails(() => decompress(format, make()), { format, kind, message })));
+  }
+
+  // The direct decoder sizes its one buffer from the index; liblzma checks the index only when it
+  // reaches it, after the blocks. An index that lies (with a valid CRC32) must still fail.
+  for (const [what, delta] of [['less', -1], ['more', 1]] as const) {
+    test(`an xz index that declares ${what} than the data holds is "File is corrupt"`, async () => {
+      const lying = withIndexSize(xz(SMALL), SMALL.length + delta);
+      assert.equal(xzDeclaredSize(lying), SMALL.length + delta);
+      await assertFails(() => decompress('xz', lying), { format: 'xz', kind: 'corrupt', message: 'File is corrupt' });
+      await withXzStream(() => assertFails(() => decompress('xz', lying), { format: 'xz', kind: 'corrupt', message: 'File is corrupt' }));
+    });
   }
 
   test('decompressSync throws the same DecompressError synchronously', () => {
@@ -339,12 +398,16 @@ describe('the size cap', () => {
     ['zstd without content size', 'zstd', (b) => zstd(b, '--no-content-size')],
   ];
   for (const [name, format, make] of makers) {
-    test(`${name}: output one byte over maxSize is "File too large"`, () =>
-      assertFails(() => decompress(format, make(MODULE), { maxSize: MODULE.length - 1 }), { format, kind: 'too-large', message: 'File too large' }));
-    test(`${name}: output of exactly maxSize is accepted`, async () =>
-      assertSameBytes(await decompress(format, make(MODULE), { maxSize: MODULE.length }), MODULE));
-    test(`${name}: a small maxSize stops a large output`, () =>
-      assertFails(() => decompress(format, make(MODULE), { maxSize: 1000 }), { format, kind: 'too-large', message: 'File too large' }));
+    for (const stream of format === 'xz' ? [false, true] : [false]) {
+      const label = stream ? `${name} (stream binding)` : name;
+      const run = <T>(fn: () => Promise<T>) => (stream ? withXzStream(fn) : fn());
+      test(`${label}: output one byte over maxSize is "File too large"`, () =>
+        run(() => assertFails(() => decompress(format, make(MODULE), { maxSize: MODULE.length - 1 }), { format, kind: 'too-large', message: 'File too large' })));
+      test(`${label}: output of exactly maxSize is accepted`, () =>
+        run(async () => assertSameBytes(await decompress(format, make(MODULE), { maxSize: MODULE.length }), MODULE)));
+      test(`${label}: a small maxSize stops a large output`, () =>
+        run(() => assertFails(() => decompress(format, make(MODULE), { maxSize: 1000 }), { format, kind: 'too-large', message: 'File too large' })));
+    }
   }
 
   // 64 MiB of zeros as eight 8 MiB members/streams/frames (cheap to make): refused at a 1 MiB cap
@@ -388,6 +451,39 @@ describe('xzDeclaredSize', () => {
   test('is undefined for a truncated file', () => assert.equal(xzDeclaredSize(cut(xz(MODULE), -1)), undefined));
   test('is undefined for data that is not xz', () => assert.equal(xzDeclaredSize(SMALL), undefined));
   test('is undefined for empty input', () => assert.equal(xzDeclaredSize(EMPTY), undefined));
+});
+
+describe('the xz decoder', () => {
+  test('is liblzma through the FFI by default (lzma-native\'s own library, decoding into one buffer)', () => assert.equal(xzDecoder(), 'liblzma'));
+  test('is the stream binding under KMOD_TS_XZ=stream', () => withXzStream(() => assert.equal(xzDecoder(), 'stream')));
+
+  // In fresh processes (little garbage, so no GC hides the chunk copies). The figure is V8's
+  // count of ArrayBuffer memory around a second decode (the first loads the codec).
+  const arrayBufferGrowth = (file: string, decoder: 'liblzma' | 'stream'): number => {
+    const probe = `
+      import fs from 'node:fs';
+      const { decompressSync } = await import(${JSON.stringify(fileURLToPath(new URL('../src/compression.js', import.meta.url)))});
+      const data = fs.readFileSync(${JSON.stringify(file)});
+      decompressSync('xz', data);
+      const before = process.memoryUsage().arrayBuffers;
+      const out = decompressSync('xz', data);
+      console.log(process.memoryUsage().arrayBuffers - before - out.length);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, KMOD_TS_XZ: decoder } });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout);
+  };
+  test('liblzma decodes into the one output buffer; the stream binding holds chunk copies besides', () => {
+    const big = payload(4 << 20, 3);
+    const file = join(work, 'big.xz');
+    writeFileSync(file, kbuildXz(big));
+    const direct = arrayBufferGrowth(file, 'liblzma');
+    const stream = arrayBufferGrowth(file, 'stream');
+    assert.ok(direct <= 4096, `liblzma: ${direct} bytes of ArrayBuffer memory besides the output, want ≤ 4096`);
+    assert.ok(stream >= big.length / 2, `stream binding: ${stream} bytes besides the output; the probe should see its chunk copies`);
+  });
+
+  test('a file whose index is cut off is decoded by the stream binding, which reports the truncation', () =>
+    assertFails(() => decompress('xz', cut(kbuildXz(MODULE), -1)), { format: 'xz', kind: 'truncated', message: 'Unexpected end of input' }));
 });
 
 describe('lazy loading', () => {
