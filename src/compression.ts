@@ -349,6 +349,8 @@ function lzma(): LzmaNative {
 }
 
 // liblzma's lzma_ret values (stable ABI).
+const LZMA_OK = 0;
+const LZMA_STREAM_END = 1;
 const LZMA_UNSUPPORTED_CHECK = 3;
 const LZMA_MEM_ERROR = 5;
 const LZMA_MEMLIMIT_ERROR = 6;
@@ -444,15 +446,8 @@ function liblzma(): Liblzma | null {
 }
 
 // lzma_stream on LP64 (lzma/base.h): next_in, avail_in, total_in, next_out, avail_out,
-// total_out, allocator, internal, 4 reserved pointers, 2 uint64, 2 size_t, 2 enums.
-const LZMA_STREAM_SIZE = 136;
-const NEXT_IN = 0;
-const AVAIL_IN = 8;
-const NEXT_OUT = 24;
-const AVAIL_OUT = 32;
-const TOTAL_OUT = 40;
-const LZMA_OK = 0;
-const LZMA_STREAM_END = 1;
+// total_out, allocator, internal, 4 reserved pointers, 2 uint64, 2 size_t, 2 enums: 136 bytes.
+const STRM = { size: 136, nextIn: 0, availIn: 8, nextOut: 24, availOut: 32, totalOut: 40 } as const;
 const LZMA_FINISH = 3;
 const LZMA_CONCATENATED = 0x08;
 const NO_MEMLIMIT = 0xffffffffffffffffn;
@@ -468,25 +463,25 @@ function unxzDirect(lz: Liblzma, input: Buffer, size: number): Buffer {
   // Addresses go into C memory: the buffers must not live in V8's heap, where they could move.
   const src = input.length <= MAX_ON_HEAP ? Buffer.from(input) : input;
   const out = Buffer.allocUnsafe(size);
-  const strm = Buffer.alloc(LZMA_STREAM_SIZE); // LZMA_STREAM_INIT is all zeros
+  const strm = Buffer.alloc(STRM.size); // LZMA_STREAM_INIT is all zeros
   let ret = lz.streamDecoder(strm, NO_MEMLIMIT, LZMA_CONCATENATED);
   if (ret !== LZMA_OK) throw xzError(ret);
   try {
-    strm.writeBigUInt64LE(lz.address(src), NEXT_IN);
-    strm.writeBigUInt64LE(BigInt(src.length), AVAIL_IN);
+    strm.writeBigUInt64LE(lz.address(src), STRM.nextIn);
+    strm.writeBigUInt64LE(BigInt(src.length), STRM.availIn);
     if (size > 0) {
-      strm.writeBigUInt64LE(lz.address(out), NEXT_OUT);
-      strm.writeBigUInt64LE(BigInt(size), AVAIL_OUT);
+      strm.writeBigUInt64LE(lz.address(out), STRM.nextOut);
+      strm.writeBigUInt64LE(BigInt(size), STRM.availOut);
     }
     do ret = lz.code(strm, LZMA_FINISH);
     while (ret === LZMA_OK);
   } finally {
     lz.end(strm);
   }
-  const produced = Number(strm.readBigUInt64LE(TOTAL_OUT));
+  const produced = Number(strm.readBigUInt64LE(STRM.totalOut));
   // More data than the index declared: the output is full but input is left (liblzma checks
   // the index only once it reaches it, so a lying index shows first as a full buffer).
-  if (ret !== LZMA_STREAM_END && produced === size && strm.readBigUInt64LE(AVAIL_IN) > 0n) throw xzError(LZMA_DATA_ERROR);
+  if (ret !== LZMA_STREAM_END && produced === size && strm.readBigUInt64LE(STRM.availIn) > 0n) throw xzError(LZMA_DATA_ERROR);
   if (ret !== LZMA_STREAM_END) throw xzError(ret);
   if (produced !== size) throw xzError(LZMA_DATA_ERROR);
   return out;

@@ -136,6 +136,10 @@ export function cellsFor(kernel: KernelName): Cell[] {
   add(loads('paths: KMOD_TS_PATH=mmap forces mmap+init_module', '/t/dummy.ko', 'mmap+init_module', { env: 'KMOD_TS_PATH=mmap' }));
   add(loads('paths: KMOD_TS_PATH=read forces read+init_module on a .ko', '/t/dummy.ko', 'read+init_module', { env: 'KMOD_TS_PATH=read' }));
   add(loads('paths: KMOD_TS_PATH=read forces read+xz+init_module on a .ko.xz', '/t/dummy.ko.xz', 'read+xz+init_module', { env: 'KMOD_TS_PATH=read' }));
+  // The bundle's xz decoders: liblzma through the FFI (the default; forced here, so that a bundle
+  // where it cannot load fails instead of falling back) and lzma-native's stream binding.
+  add(loads('paths: read+xz with liblzma called directly (KMOD_TS_XZ=liblzma)', '/t/dummy.ko.xz', 'read+xz+init_module', { env: 'KMOD_TS_PATH=read KMOD_TS_XZ=liblzma' }));
+  add(loads('paths: read+xz with the lzma-native stream binding (KMOD_TS_XZ=stream)', '/t/dummy.ko.xz', 'read+xz+init_module', { env: 'KMOD_TS_PATH=read KMOD_TS_XZ=stream' }));
   add(loads('paths: KMOD_TS_PATH=finit forces finit_module on a .ko', '/t/dummy.ko', 'finit_module', { env: 'KMOD_TS_PATH=finit' }));
   if (xzIn) {
     add(loads('paths: a kbuild .ko.xz takes finit_module (in-kernel xz) by default', '/t/dummy.ko.xz', XZ));
