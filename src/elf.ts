@@ -376,26 +376,38 @@ export interface ForceOptions {
 }
 
 /**
- * A private copy of a module image prepared for a forced `init_module`, as kmod's
+ * A module image prepared for a forced `init_module`, as kmod's
  * `kmod_elf_strip_section("__versions")` and `kmod_elf_strip_vermagic` do, plus one fix: the
  * appended signature is dropped, because the stripped image no longer matches it and a kernel
  * that checks signatures rejects a bad one (EKEYREJECTED) where it would take an unsigned module.
- * The input is never written to.
+ * By default this works on a private copy and the input is never written to; with `inPlace`
+ * (for a buffer the caller owns, such as a freshly decompressed image) the input itself is
+ * stripped and a view of it returned, so forcing costs no second module-sized buffer.
  * @param buf the uncompressed image
  * @param opts which strips to do
- * @returns a new buffer
+ * @param how `inPlace`: strip `buf` itself (default false: a copy)
+ * @returns a new buffer, or with `inPlace` a view of `buf` without its signature
  * @throws {ElfError} `no-vermagic` when vermagic stripping is asked and `.modinfo` has no
- *   `vermagic=` string (or no `.modinfo`); `not-elf`/`malformed` as {@link parseElfSections}
+ *   `vermagic=` string (or no `.modinfo`); `not-elf`/`malformed` as {@link parseElfSections}.
+ *   Checked before anything is written, so a failing in-place call leaves `buf` as it was.
  * @example
  * const image = prepareForced(buf, { modversions: true, vermagic: true });
  */
-export function prepareForced(buf: Uint8Array, opts: ForceOptions): Buffer {
+export function prepareForced(buf: Uint8Array, opts: ForceOptions, how: { inPlace?: boolean } = {}): Buffer {
   const sig = readSignature(bufferSource(buf));
   const length = sig ? sig.bodyLength : buf.length;
-  const out = Buffer.from(buf.subarray(0, length)); // copies
+  const out = how.inPlace ? Buffer.from(buf.buffer, buf.byteOffset, length) : Buffer.from(buf.subarray(0, length)); // copies unless inPlace
   if (!opts.modversions && !opts.vermagic) return out;
-  const src = bufferSource(out);
-  const layout = parseElfSections(src);
+  const layout = parseElfSections(bufferSource(out));
+  // Everything that can fail is found before the first write.
+  let vermagic: Buffer | undefined;
+  if (opts.vermagic) {
+    const sec = findSection(layout, '.modinfo');
+    const bytes = sec ? out.subarray(sec.offset, sec.offset + sec.size) : undefined;
+    const hit = bytes ? splitStrings(bytes).find(([s, e]) => e - s >= 9 && s + 9 < bytes.length && Buffer.from(bytes.subarray(s, s + 9)).toString('latin1') === 'vermagic=') : undefined;
+    if (bytes === undefined || hit === undefined) throw new ElfError('no-vermagic', 'no vermagic in .modinfo');
+    vermagic = bytes.subarray(hit[0], hit[1]);
+  }
   if (opts.modversions) {
     const sec = findSection(layout, '__versions');
     if (sec !== undefined) {
@@ -404,12 +416,6 @@ export function prepareForced(buf: Uint8Array, opts: ForceOptions): Buffer {
       else dv.setBigUint64(sec.headerOffset + 8, sec.flags & ~SHF_ALLOC, layout.littleEndian);
     }
   }
-  if (opts.vermagic) {
-    const sec = findSection(layout, '.modinfo');
-    const bytes = sec ? out.subarray(sec.offset, sec.offset + sec.size) : undefined;
-    const hit = bytes ? splitStrings(bytes).find(([s, e]) => e - s >= 9 && s + 9 < bytes.length && Buffer.from(bytes.subarray(s, s + 9)).toString('latin1') === 'vermagic=') : undefined;
-    if (bytes === undefined || hit === undefined) throw new ElfError('no-vermagic', 'no vermagic in .modinfo');
-    bytes.fill(0, hit[0], hit[1]);
-  }
+  vermagic?.fill(0);
   return out;
 }

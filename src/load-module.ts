@@ -195,9 +195,10 @@ async function decompressFile(mf: ModuleFile, data: Buffer, maxSize: number): Pr
   }
 }
 
+/** Strip the image for `-f` in place: it is ours (read or decompressed here), so no second copy. */
 function stripForForce(mf: ModuleFile, image: Buffer, force: { modversions: boolean; vermagic: boolean }): Buffer {
   try {
-    return prepareForced(image, force);
+    return prepareForced(image, force, { inPlace: true });
   } catch (err) {
     if (!(err instanceof ElfError)) throw err;
     if (err.kind === 'no-vermagic') {

@@ -238,6 +238,24 @@ describe('prepareForced', () => {
     }
   });
 
+  test('with inPlace, strips the caller\'s buffer itself and returns a view of it without the signature', () => {
+    const { image } = module(layouts[0]);
+    const signed = appendSignature(image, { sig: Buffer.from([0x30, 0x00]) });
+    const out = prepareForced(signed, { modversions: true, vermagic: true }, { inPlace: true });
+    assert.equal(out.buffer, signed.buffer, 'same memory');
+    assert.equal(out.byteOffset, signed.byteOffset);
+    assert.equal(out.length, image.length, 'signature cut off');
+    assert.equal(findSection(parseElfSections(bufferSource(signed)), '__versions')!.flags, 0n, 'the caller\'s buffer was stripped');
+    assert.equal(readModinfo(bufferSource(out))!.some(([k]) => k === 'vermagic'), false);
+  });
+
+  test('with inPlace, a module without vermagic is refused before anything is written', () => {
+    const img = buildElf({ sections: [{ name: '__versions', data: 'x'.repeat(64), flags: 2 }, { name: '.modinfo', data: 'license=GPL\0' }] }).image;
+    const before = Buffer.from(img);
+    assert.throws(() => prepareForced(img, { modversions: true, vermagic: true }, { inPlace: true }), elfErrorKind('no-vermagic'));
+    assert.deepEqual(Buffer.from(img), before, 'untouched');
+  });
+
   test('returns a copy even when nothing is stripped', () => {
     const { image } = module(layouts[0]);
     const out = prepareForced(image, { modversions: false, vermagic: false });
