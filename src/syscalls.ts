@@ -115,6 +115,11 @@ export interface NativeLibrary {
    * A Buffer passed for a pointer parameter is passed in place (its own memory, no copy).
    */
   func(prototype: string): (...args: any[]) => any;
+  /**
+   * The same, called on libuv's thread pool: the returned function takes the C arguments and
+   * then a callback `(err, result)`, which runs on this thread once the call has returned.
+   */
+  funcAsync(prototype: string): (...argsThenCallback: any[]) => void;
 }
 
 /**
@@ -127,7 +132,13 @@ export interface NativeLibrary {
  */
 export function loadNativeLibrary(file: string): NativeLibrary {
   const lib = koffi().load(file);
-  return { func: (prototype) => lib.func(prototype) };
+  return {
+    func: (prototype) => lib.func(prototype),
+    funcAsync: (prototype) => {
+      const fn = lib.func(prototype);
+      return (...argsThenCallback) => fn.async(...argsThenCallback);
+    },
+  };
 }
 
 /**
