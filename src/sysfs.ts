@@ -89,14 +89,16 @@ export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
  * @example readModuleUsage('fat').refcnt // 1
  */
 export function readModuleUsage(name: string, root = '/'): Omit<ModuleSysfs, 'initstate'> {
-  const dir = join(root, 'sys/module', name);
-  const refcnt = readNumber(join(dir, 'refcnt'));
+  // Plain concatenation: path.join's normalizing was a visible part of lsmod's run time, and
+  // the kernel's module names never contain '/'.
+  const dir = `${join(root, 'sys/module')}/${name}`;
+  const refcnt = readNumber(`${dir}/refcnt`);
   return {
     refcnt,
     // Every holder holds a reference (the kernel's ref_module takes one), so a module whose
     // count is 0 has none: most modules on a system, and their directory need not be opened.
-    holders: refcnt === 0 ? [] : readdirInOrder(join(dir, 'holders')),
-    coresize: readNumber(join(dir, 'coresize')),
+    holders: refcnt === 0 ? [] : readdirInOrder(`${dir}/holders`),
+    coresize: readNumber(`${dir}/coresize`),
   };
 }
 
