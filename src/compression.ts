@@ -380,13 +380,20 @@ function unxz(src: Buffer, maxSize: number): Buffer {
   // The index is verified by liblzma as it decodes, so a file that declares more than the cap
   // is either too large or corrupt; refusing it now avoids decoding up to the cap first.
   if (declared !== undefined && declared > maxSize) throw tooLarge('xz');
-  const backend = xzBackend();
-  if (backend === 'liblzma' && declared !== undefined) return unxzDirect(liblzma()!, src, declared);
+  if (declared !== undefined && xzDecoder() === 'liblzma') return unxzDirect(liblzma()!, src, declared);
   return unxzStream(src, declared, maxSize);
 }
 
-/** How xz is decoded: `KMOD_TS_XZ=liblzma|stream` forces one; unset, liblzma when it loads. */
-function xzBackend(): 'liblzma' | 'stream' {
+/**
+ * Which xz decoder {@link decompress} uses for a file that declares its size: `liblzma` (direct,
+ * into one buffer) or `stream` (lzma-native's chunked binding). `KMOD_TS_XZ=liblzma|stream`
+ * forces one; unset, liblzma whenever it loads.
+ *
+ * @returns the decoder (loads the FFI and lzma-native's library unless `KMOD_TS_XZ=stream`)
+ * @throws {DecompressError} kind `unsupported`: `KMOD_TS_XZ=liblzma` and liblzma cannot be loaded
+ * @example xzDecoder() // 'liblzma'
+ */
+export function xzDecoder(): 'liblzma' | 'stream' {
   const forced = process.env.KMOD_TS_XZ;
   if (forced === 'stream') return 'stream';
   if (liblzma()) return 'liblzma';
@@ -396,24 +403,11 @@ function xzBackend(): 'liblzma' | 'stream' {
   return 'stream';
 }
 
-/**
- * Which xz decoder {@link decompress} uses for a file that declares its size: `liblzma` (direct,
- * into one buffer) or `stream` (lzma-native's chunked binding). For debugging output and tests.
- *
- * @returns the decoder, after `KMOD_TS_XZ` (loads the FFI and lzma-native's library)
- * @throws {DecompressError} kind `unsupported`: `KMOD_TS_XZ=liblzma` and liblzma cannot be loaded
- * @example xzDecoder() // 'liblzma'
- */
-export function xzDecoder(): 'liblzma' | 'stream' {
-  return xzBackend();
-}
-
 /** liblzma's C API, bound from the shared object lzma-native loads (see {@link liblzma}). */
 interface Liblzma {
   streamDecoder(strm: Buffer, memlimit: bigint, flags: number): number;
   code(strm: Buffer, action: number): number;
   end(strm: Buffer): void;
-  address(buf: Uint8Array): bigint;
   /** `lzma_crc32(buf, size, 0)` on libuv's thread pool; used only to read memory (see warmPages). */
   crc32Async(address: bigint, size: number, crc: number, done: (err: unknown) => void): void;
 }
@@ -439,7 +433,6 @@ function liblzma(): Liblzma | null {
       streamDecoder: lib.func('int lzma_stream_decoder(void *strm, uint64_t memlimit, uint32_t flags)'),
       code: lib.func('int lzma_code(void *strm, int action)'),
       end: lib.func('void lzma_end(void *strm)'),
-      address: bufferAddress,
       crc32Async: lib.funcAsync('uint32_t lzma_crc32(uint64_t buf, size_t size, uint32_t crc)'),
     };
   } catch (err) {
@@ -482,7 +475,7 @@ let warming = 0;
 function warmPages(lz: Liblzma, out: Buffer): void {
   if (!warmThreads || out.length < WARM_MIN || warming >= WARM_MAX_IN_FLIGHT) return;
   warming++;
-  lz.crc32Async(lz.address(out), out.length, 0, () => {
+  lz.crc32Async(bufferAddress(out), out.length, 0, () => {
     warming--;
     void out; // keeps the buffer alive until the read is over
   });
@@ -502,10 +495,10 @@ function unxzDirect(lz: Liblzma, input: Buffer, size: number): Buffer {
   let ret = lz.streamDecoder(strm, NO_MEMLIMIT, LZMA_CONCATENATED);
   if (ret !== LZMA_OK) throw xzError(ret);
   try {
-    strm.writeBigUInt64LE(lz.address(src), STRM.nextIn);
+    strm.writeBigUInt64LE(bufferAddress(src), STRM.nextIn);
     strm.writeBigUInt64LE(BigInt(src.length), STRM.availIn);
     if (size > 0) {
-      strm.writeBigUInt64LE(lz.address(out), STRM.nextOut);
+      strm.writeBigUInt64LE(bufferAddress(out), STRM.nextOut);
       strm.writeBigUInt64LE(BigInt(size), STRM.availOut);
     }
     do ret = lz.code(strm, LZMA_FINISH);
