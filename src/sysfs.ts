@@ -27,6 +27,15 @@ function readTrimmed(path: string): string | undefined {
   }
 }
 
+/**
+ * `ROOT/sys/module/NAME`. Attribute paths are built on it by concatenation: path.join's
+ * normalizing per attribute was a visible part of lsmod's run time, and the kernel's module
+ * names never contain '/'.
+ */
+function moduleDir(name: string, root: string): string {
+  return `${join(root, 'sys/module')}/${name}`;
+}
+
 function readNumber(path: string): number | undefined {
   const text = readTrimmed(path);
   if (text === undefined || !/^-?\d+$/.test(text)) return undefined;
@@ -78,7 +87,7 @@ export interface ModuleSysfs {
  * @example readModuleSysfs('fat').holders // ['vfat']
  */
 export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
-  return { initstate: readTrimmed(join(root, 'sys/module', name, 'initstate')), ...readModuleUsage(name, root) };
+  return { initstate: readTrimmed(`${moduleDir(name, root)}/initstate`), ...readModuleUsage(name, root) };
 }
 
 /**
@@ -89,9 +98,7 @@ export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
  * @example readModuleUsage('fat').refcnt // 1
  */
 export function readModuleUsage(name: string, root = '/'): Omit<ModuleSysfs, 'initstate'> {
-  // Plain concatenation: path.join's normalizing was a visible part of lsmod's run time, and
-  // the kernel's module names never contain '/'.
-  const dir = `${join(root, 'sys/module')}/${name}`;
+  const dir = moduleDir(name, root);
   const refcnt = readNumber(`${dir}/refcnt`);
   return {
     refcnt,
