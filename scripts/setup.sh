@@ -6,6 +6,8 @@
 #   3. lzma-native's addon rebuilt with -O2 (scripts/build-lzma.mjs; cached in .cache/)
 #   4. npm run build
 #   5. the Debian 12 and 13 kernels the demo boots (scripts/kernels.mjs; cached in .cache/)
+#   6. Debian 13's kmod 34.2, run from its own root as the depmod/modprobe reference
+#      (scripts/kmod-ref.mjs; cached in .cache/)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -59,4 +61,6 @@ npm run build --silent
 
 echo "setup: fetching the Debian 12 and 13 cloud kernels (cached in \${KMOD_TS_CACHE:-.cache})"
 node scripts/kernels.mjs all
+echo "setup: fetching Debian 13's kmod 34.2, the depmod/modprobe reference (cached in \${KMOD_TS_CACHE:-.cache})"
+node scripts/kmod-ref.mjs
 echo "setup: done. Next: npm run demo"
