@@ -111,7 +111,12 @@ export const COMPRESSION_FEATURES: readonly string[] = Object.freeze(['+ZSTD', '
  * const image = await decompress('xz', fs.readFileSync('fat.ko.xz'), { maxSize: 64 << 20 });
  */
 export async function decompress(format: CompressedFormat, input: Uint8Array, opts?: DecompressOptions): Promise<Buffer> {
-  return decompressSync(format, input, opts);
+  try {
+    return decompressSync(format, input, opts);
+  } finally {
+    // No page-warming read outlives the decode it served, on success or failure.
+    if (warmingNow.size > 0) await Promise.all(warmingNow.values());
+  }
 }
 
 /**
@@ -460,6 +465,16 @@ const WARM_MAX_IN_FLIGHT = 4;
 let warming = 0;
 
 /**
+ * Buffers a warming read is still running over, each with the read's completion. A module-level
+ * map, not a closure capture: a callback that only mentions the buffer (`void out`) is dead code
+ * to the bundler, which dropped it; the buffer then became garbage as soon as a decode failed,
+ * V8 freed its pages, and the thread-pool read faulted (SIGSEGV on an xz whose index claims
+ * hundreds of MiB the data does not hold). Node waits for thread-pool requests before it tears
+ * down a worker or exits, so a buffer held here is never freed under a read.
+ */
+const warmingNow = new Map<Buffer, Promise<void>>();
+
+/**
  * Touch a fresh output buffer's pages from a helper thread while liblzma fills it on this one.
  *
  * The first touch of each fresh page costs a fault, and on the VMs we measure on those faults
@@ -468,17 +483,23 @@ let warming = 0;
  * through the FFI, reads it ahead of the decoder on another core, so the decoder finds its pages
  * ready: xfs.ko.xz (4.2 MB out) in a fresh process, median 79 → 58 ms over 12 interleaved runs
  * (44 ms with the buffer filled beforehand; the VM's fault cost varies from hour to hour).
- * Reading cannot change what the decoder writes, and the callback holds `out`, so its memory
- * outlives the read. A busy thread pool or a single CPU only means the decoder takes the
- * faults itself.
+ * Reading cannot change what the decoder writes, and {@link warmingNow} holds `out` until the
+ * read is over; {@link decompress} waits for it, so an async caller never has a read outlive
+ * its decode. A busy thread pool or a single CPU only means the decoder takes the faults itself.
  */
 function warmPages(lz: Liblzma, out: Buffer): void {
   if (!warmThreads || out.length < WARM_MIN || warming >= WARM_MAX_IN_FLIGHT) return;
   warming++;
-  lz.crc32Async(bufferAddress(out), out.length, 0, () => {
-    warming--;
-    void out; // keeps the buffer alive until the read is over
-  });
+  warmingNow.set(
+    out,
+    new Promise<void>((resolve) =>
+      lz.crc32Async(bufferAddress(out), out.length, 0, () => {
+        warming--;
+        warmingNow.delete(out);
+        resolve();
+      }),
+    ),
+  );
 }
 
 /**
