@@ -11,7 +11,7 @@
 
 import * as esbuild from 'esbuild';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -164,9 +164,12 @@ export async function bundle(opts = {}) {
   for (const n of NATIVE_PACKAGES) {
     if (![...pkgs.values()].includes(n)) throw new Error(`native package ${n} is not installed (run npm ci)`);
   }
-  const nm = path.join(projectDir, 'node_modules');
+  // Real paths on both sides: node_modules may be a symlink (a git worktree sharing the main
+  // checkout's), and require.resolve answers with real paths.
+  const nm = realpathSync(path.join(projectDir, 'node_modules'));
   for (const [dir] of pkgs) {
-    const rel = path.relative(nm, dir); // keeps any nesting npm chose
+    const rel = path.relative(nm, realpathSync(dir)); // keeps any nesting npm chose
+    if (rel.startsWith('..')) throw new Error(`native package directory ${dir} is outside ${nm}`);
     await fs.cp(dir, path.join(outDir, 'node_modules', rel), {
       recursive: true,
       filter: (src) => src === dir || !pruned(path.relative(dir, src)) && !path.relative(dir, src).startsWith('node_modules'),

@@ -6,10 +6,15 @@
 //   /usr/bin/node + its libraries  the host's Node (process.execPath) and what ldd says it needs
 //   /usr/lib/kmod-ts/              the production bundle (scripts/bundle.mjs)
 //   /usr/bin/kmod-ts               → /usr/lib/kmod-ts/kmod-ts.cjs
-//   /sbin/insmod, rmmod, lsmod     made by `kmod-ts --install /sbin`
+//   /sbin/insmod, rmmod, lsmod,    made by `kmod-ts --install /sbin`: every applet `kmod-ts --list`
+//     modprobe, depmod ...         prints; /proc/sys/kernel/modprobe is /sbin/modprobe, so the
+//                                  kernel's own module requests run kmod-ts (through the bundle's
+//                                  `#!/usr/bin/env node`, which the kernel's PATH finds)
+//   /etc/modprobe.d/               empty, for configurations of one's own
 //   /bin/*                         busybox-static applets, without insmod/rmmod/lsmod/modprobe/
 //                                  modinfo/depmod
-//   /opt/kmod/bin/{kmod,insmod,rmmod,lsmod,modinfo}   Debian's kmod, for side-by-side comparison
+//   /opt/kmod/bin/{kmod,insmod,rmmod,lsmod,modinfo,modprobe,depmod}   Debian's kmod, for
+//                                  side-by-side comparison (not on PATH)
 //   /lib/modules/KVER              the kernel's modules with modules.dep (scripts/kernels.mjs)
 //   /root/dummy.ko.xz              (kernels with uncompressed modules) dummy.ko, xz'd as kbuild does
 //
@@ -42,7 +47,10 @@ const LAYER_VERSION = 1;
 export const BUSYBOX_EXCLUDED = ['insmod', 'rmmod', 'lsmod', 'modprobe', 'modinfo', 'depmod'];
 
 /** Debian kmod's applets installed under /opt/kmod/bin for comparisons. */
-export const KMOD_APPLETS = ['insmod', 'rmmod', 'lsmod', 'modinfo'];
+export const KMOD_APPLETS = ['insmod', 'rmmod', 'lsmod', 'modinfo', 'modprobe', 'depmod'];
+
+/** Directories every image has (the base layer). */
+const BASE_DIRS = ['proc', 'sys', 'dev', 'tmp', 'run', 'root', 'etc/kmod-ts', 'etc/modprobe.d', 'sbin', 'usr/sbin', 'mnt', 'var'];
 
 /** Where the payload script lives in the image; /init runs it and powers off. */
 export const PAYLOAD_PATH = 'etc/kmod-ts/payload';
@@ -65,6 +73,9 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 hostname kmod-ts
+# The kernel runs this for its own module requests (request_module: \`-q -- NAME\`); it is the
+# kernel's default too, said here so that the image does not depend on CONFIG_MODPROBE_PATH.
+[ -e /sbin/modprobe ] && echo /sbin/modprobe > /proc/sys/kernel/modprobe
 ip link set lo up 2>/dev/null
 cd /root
 poweroff_now() { sync; poweroff -f; echo o > /proc/sysrq-trigger; sleep 5; }
@@ -231,12 +242,12 @@ async function baseLayer(compress) {
   const { path: busybox, how: busyboxHow } = await busyboxBinary();
   const kmod = which('kmod');
   const libs = await sharedLibraries([node, kmod, busybox]);
-  const key = `base-${fingerprint([LAYER_VERSION, INIT, BUSYBOX_EXCLUDED, KMOD_APPLETS, node, busybox, kmod, ...libs])}`;
+  const key = `base-${fingerprint([LAYER_VERSION, INIT, BUSYBOX_EXCLUDED, KMOD_APPLETS, BASE_DIRS, node, busybox, kmod, ...libs])}`;
   return cachedLayer(key, compress, async (file) => {
     log(`building the base layer (node ${process.version}, ${libs.length} libraries, busybox from ${busyboxHow}, kmod)`);
     const stage = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-base-'));
     try {
-      for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'root', 'etc/kmod-ts', 'sbin', 'usr/sbin', 'mnt', 'var']) {
+      for (const d of BASE_DIRS) {
         await fs.mkdir(path.join(stage, d), { recursive: true });
       }
       await fs.chmod(path.join(stage, 'tmp'), 0o1777);
@@ -326,7 +337,9 @@ async function modulesLayer(k, compress, names) {
 
 /**
  * Put the bundle at /usr/lib/kmod-ts and make /sbin's applet links by running the bundle's own
- * `--install`, then relocating the links it made into image paths.
+ * `--install`, then relocating the links it made into image paths. Every applet `kmod-ts --list`
+ * prints must end up in /sbin (insmod, rmmod and lsmod at least; modprobe and depmod once the
+ * bundle has them), so the image follows the applet registry without a list of its own.
  */
 async function bundleStage(stage, bundleDir) {
   const dir = path.join(stage, 'usr/lib/kmod-ts');
@@ -334,11 +347,18 @@ async function bundleStage(stage, bundleDir) {
   await fs.cp(bundleDir, dir, { recursive: true, verbatimSymlinks: true });
   await fs.mkdir(path.join(stage, 'usr/bin'), { recursive: true });
   await fs.symlink('../lib/kmod-ts/kmod-ts.cjs', path.join(stage, 'usr/bin/kmod-ts'));
+  const entry = path.join(stage, 'usr/bin/kmod-ts');
+  let listed;
+  try {
+    listed = execFileSync(process.execPath, [entry, '--list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter(Boolean);
+  } catch (e) {
+    throw new Error(`kmod-ts --list failed in the bundle: ${String(e.stderr || e.message).trim().split('\n')[0]}`);
+  }
   const sbin = path.join(stage, 'sbin');
   await fs.mkdir(sbin, { recursive: true });
   let how;
   try {
-    execFileSync(process.execPath, [path.join(stage, 'usr/bin/kmod-ts'), '--install', sbin], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, [entry, '--install', sbin], { stdio: ['ignore', 'pipe', 'pipe'] });
     how = 'kmod-ts --install /sbin';
   } catch (e) {
     how = `manual links (kmod-ts --install failed: ${String(e.stderr || e.message).trim().split('\n')[0]})`;
@@ -357,12 +377,12 @@ async function bundleStage(stage, bundleDir) {
   }
   if (made.length === 0) {
     if (!how.startsWith('manual')) how = 'manual links (kmod-ts --install made none)';
-    for (const a of ['insmod', 'rmmod', 'lsmod']) {
+    for (const a of listed) {
       await fs.symlink('/usr/bin/kmod-ts', path.join(sbin, a));
       made.push(a);
     }
   }
-  for (const need of ['insmod', 'rmmod', 'lsmod']) if (!made.includes(need)) throw new Error(`/sbin/${need} was not installed (${how})`);
+  for (const need of new Set(['insmod', 'rmmod', 'lsmod', ...listed])) if (!made.includes(need)) throw new Error(`/sbin/${need} was not installed (${how})`);
   return { how, applets: made.sort() };
 }
 
