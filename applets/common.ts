@@ -8,8 +8,8 @@
  * kmod's layout) against about 5 ms for the parser, and a module loader runs at boot, often.
  */
 import parse from 'yargs-parser';
-import type { AppletContext } from '../src/applet.js';
-import { FEATURES, VERSION } from '../src/version.js';
+import type { AppletContext } from '../src/cli/applet.js';
+import { FEATURES, VERSION } from '../src/cli/version.js';
 
 /** Options every applet takes. */
 export interface CommonFlags {

@@ -1,10 +1,10 @@
 /**
  * insmod — insert one module file into the kernel, with kmod's words and exit codes.
  */
-import type { Applet, AppletContext } from '../src/applet.js';
-import { strerror } from '../src/errno.js';
+import type { Applet, AppletContext } from '../src/cli/applet.js';
+import { strerror } from '../src/kernel/errno.js';
 import { ModuleFileError, SyscallError, UsageError } from '../src/errors.js';
-import { loadModule, LOAD_PATHS, type LoadPath } from '../src/load-module.js';
+import { loadModule, LOAD_PATHS, type LoadPath } from '../src/ops/load-module.js';
 import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags, type OptionSpec } from './common.js';
 
 const USAGE = `Usage:

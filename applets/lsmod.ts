@@ -1,9 +1,9 @@
 /**
  * lsmod — the loaded modules in kmod's exact format.
  */
-import type { Applet, AppletContext } from '../src/applet.js';
-import { errnoFromCode, strerror, Errno } from '../src/errno.js';
-import { listModules, type LoadedModule } from '../src/list-modules.js';
+import type { Applet, AppletContext } from '../src/cli/applet.js';
+import { errnoFromCode, strerror, Errno } from '../src/kernel/errno.js';
+import { listModules, type LoadedModule } from '../src/ops/list-modules.js';
 import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
 
 const USAGE = `Usage:

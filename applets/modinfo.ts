@@ -3,11 +3,11 @@
  */
 import os from 'node:os';
 import parse from 'yargs-parser';
-import type { Applet, AppletContext } from '../src/applet.js';
-import { strerror } from '../src/errno.js';
-import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/modinfo.js';
-import { ModuleIndex } from '../src/module-index.js';
-import { FEATURES, VERSION } from '../src/version.js';
+import type { Applet, AppletContext } from '../src/cli/applet.js';
+import { strerror } from '../src/kernel/errno.js';
+import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/ops/modinfo.js';
+import { ModuleIndex } from '../src/db/module-db.js';
+import { FEATURES, VERSION } from '../src/cli/version.js';
 
 const USAGE = `Usage:
 \tPROG [options] <modulename|filename> [args]

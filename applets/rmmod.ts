@@ -1,10 +1,10 @@
 /**
  * rmmod — remove modules from the kernel, with kmod's checks, words and exit codes.
  */
-import type { Applet, AppletContext } from '../src/applet.js';
-import { strerror } from '../src/errno.js';
+import type { Applet, AppletContext } from '../src/cli/applet.js';
+import { strerror } from '../src/kernel/errno.js';
 import { ModuleStateError, SyscallError, type ModuleStateKind } from '../src/errors.js';
-import { removeModule } from '../src/remove-module.js';
+import { removeModule } from '../src/ops/remove-module.js';
 import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
 
 const USAGE = `Usage:

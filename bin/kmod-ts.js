@@ -6,4 +6,4 @@ const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 const bundle = join(__dirname, '..', 'dist', 'bundle', 'kmod-ts.cjs');
 if (existsSync(bundle)) require(bundle);
-else import('../dist/src/cli.js');
+else import('../dist/src/cli/entry.js');

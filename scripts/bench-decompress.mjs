@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Decompression speed and memory of src/compression.ts against the C tools, on a ~4.2 MB sample.
+// Decompression speed and memory of src/file/compression/ against the C tools, on a ~4.2 MB sample.
 //
 //   npm run build && node scripts/bench-decompress.mjs [FILE] [--runs N]
 //
@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const compression = pathToFileURL(path.join(projectDir, 'dist/src/compression.js')).href;
+const compression = pathToFileURL(path.join(projectDir, 'dist/src/file/compression/index.js')).href;
 
 /** kbuild's compressors: [tool (also the format name), options, output suffix]. */
 export const FORMATS = [

@@ -7,7 +7,7 @@
 // - start-up: `kmod-ts lsmod` over a generated sysroot (KMOD_TS_SYSROOT), `insmod` on its error
 //   paths (a missing file, an empty file: both fail before any module syscall), `--version` and
 //   `modinfo` of one .ko, through the shipped entry (bin/kmod-ts.js → the bundle) and the
-//   compiled modules (dist/src/cli.js), each against `node -e 0`. Runs alternate
+//   compiled modules (dist/src/cli/entry.js), each against `node -e 0`. Runs alternate
 //   (node, bundle, dist, node, ...; the order rotates every round) and the medians of wall time
 //   and of the child's user+sys CPU time (getrusage(RUSAGE_CHILDREN) deltas, microseconds) are
 //   reported; CPU time is the steadier figure on a shared machine.
@@ -54,11 +54,11 @@ const MODINFO_RUNS = opt('--modinfo-runs', 5);
 
 const started = performance.now();
 const BIN = path.join(projectDir, 'bin', 'kmod-ts.js');
-const CLI = path.join(projectDir, 'dist', 'src', 'cli.js');
+const CLI = path.join(projectDir, 'dist', 'src', 'cli', 'entry.js');
 // bin/kmod-ts.js falls back to dist/src silently; the table should say which one it measured.
 const BUNDLE = ['kmod-ts.cjs', 'kmod-ts.mjs'].map((f) => path.join(projectDir, 'dist', 'bundle', f)).find((f) => fs.existsSync(f));
 if (!fs.existsSync(CLI) || !BUNDLE) {
-  process.stderr.write('bench: dist/src/cli.js or dist/bundle/kmod-ts.{cjs,mjs} missing: run npm run build first\n');
+  process.stderr.write('bench: dist/src/cli/entry.js or dist/bundle/kmod-ts.{cjs,mjs} missing: run npm run build first\n');
   process.exit(1);
 }
 const lib = (name) => pathToFileURL(path.join(projectDir, 'dist', 'src', name)).href;
@@ -163,7 +163,7 @@ const STARTUP = [
 ];
 const ENTRIES = [
   [`bin/kmod-ts.js (${path.basename(BUNDLE)})`, BIN],
-  ['dist/src/cli.js', CLI],
+  ['dist/src/cli/entry.js', CLI],
 ];
 log(`start-up: ${STARTUP.length} commands × (node -e 0, ${ENTRIES.length} entries) × ${STARTUP_RUNS} runs`);
 const env = { ...process.env, KMOD_TS_SYSROOT: sysroot };
@@ -200,7 +200,7 @@ for (const [what, argv, expect] of STARTUP) {
 log(`decompression: xfs.ko (${xfsSize} bytes) × xz, zstd, gzip × ${DECOMPRESS_RUNS} runs`);
 const compressed = compressKbuild(xfs, work);
 const warmups = Object.fromEntries(compressKbuild(dummy, work).map((c) => [c.format, c.file]));
-const { decompressSync } = await import(lib('compression.js'));
+const { decompressSync } = await import(lib('file/compression/index.js'));
 const xfsData = fs.readFileSync(xfs);
 const spawnCosts = [];
 // Ours is timed inside fresh node processes, as insmod runs it: the codec is loaded first (on
@@ -213,7 +213,7 @@ fs.writeFileSync(
   decodeChild,
   `import fs from 'node:fs';
 const [format, file, warmup] = process.argv.slice(2);
-const { decompressSync } = await import(${JSON.stringify(lib('compression.js'))});
+const { decompressSync } = await import(${JSON.stringify(lib('file/compression/index.js'))});
 decompressSync(format, fs.readFileSync(warmup));
 const input = fs.readFileSync(file);
 const time = () => { const c = process.cpuUsage(); const t = performance.now(); const n = decompressSync(format, input).length; const c1 = process.cpuUsage(c); return { wall: performance.now() - t, cpu: (c1.user + c1.system) / 1e3, n }; };
@@ -239,7 +239,7 @@ for (const { tool, format, file } of compressed) {
       import fs from 'node:fs';
       const input = fs.readFileSync(${JSON.stringify(file)});
       const t = performance.now();
-      const { decompressSync } = await import(${JSON.stringify(lib('compression.js'))});
+      const { decompressSync } = await import(${JSON.stringify(lib('file/compression/index.js'))});
       decompressSync(${JSON.stringify(format)}, input);
       console.log(JSON.stringify(performance.now() - t));`),
   );
@@ -316,7 +316,7 @@ const loadPeak = (loadPath, file) =>
   child(`
     import fs from 'node:fs';
     const { loadModule } = await import(${JSON.stringify(lib('index.js'))});
-    const { nativeSyscalls } = await import(${JSON.stringify(lib('syscalls.js'))});
+    const { nativeSyscalls } = await import(${JSON.stringify(lib('kernel/syscalls.js'))});
     const real = nativeSyscalls();
     let touched = 0;
     const sys = {

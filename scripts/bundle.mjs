@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Production bundle of kmod-ts for a root filesystem:
-//   build/bundle/kmod-ts.cjs           src/cli.ts and every pure-JS dependency (yargs-parser) in one file
+//   build/bundle/kmod-ts.cjs           src/cli/entry.ts and every pure-JS dependency (yargs-parser) in one file
 //   build/bundle/modinfo-worker.js     modinfo's decompression worker
 //   build/bundle/node_modules/...      only the native addons (koffi, lzma-native, zstd-napi) and
 //                                      their runtime dependencies, pruned to linux-x64 (glibc)
@@ -93,7 +93,7 @@ async function dirSize(dir) {
 }
 
 /** The modinfo worker, a second entry beside the main file (modinfo.ts finds it by URL). */
-const WORKER_ENTRY = 'src/modinfo-worker.ts';
+const WORKER_ENTRY = 'src/ops/modinfo-worker.ts';
 
 /**
  * Bundle the JavaScript only: `kmod-ts.cjs` and `modinfo-worker.js` in `outDir`, native
@@ -103,7 +103,7 @@ const WORKER_ENTRY = 'src/modinfo-worker.ts';
  * @example await buildJs('dist/bundle') // what `npm run build` ships as bin/kmod-ts.js's target
  */
 export async function buildJs(outDir, opts = {}) {
-  const entry = path.resolve(projectDir, opts.entry ?? 'src/cli.ts');
+  const entry = path.resolve(projectDir, opts.entry ?? 'src/cli/entry.ts');
   const common = {
     bundle: true,
     platform: 'node',
@@ -148,7 +148,7 @@ export async function buildJs(outDir, opts = {}) {
  */
 export async function bundle(opts = {}) {
   const outDir = path.resolve(opts.outDir ?? path.join(projectDir, 'build', 'bundle'));
-  const entry = path.resolve(projectDir, opts.entry ?? 'src/cli.ts');
+  const entry = path.resolve(projectDir, opts.entry ?? 'src/cli/entry.ts');
   const file = path.join(outDir, 'kmod-ts.cjs');
   if (!existsSync(entry)) throw new Error(`entry point ${path.relative(projectDir, entry)} does not exist yet`);
   await fs.rm(outDir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { errnoName, strerror } from './errno.js';
+import { errnoName, strerror } from './kernel/errno.js';
 
 /**
  * A system call failed. `errno` was read straight after the call.

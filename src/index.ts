@@ -10,13 +10,13 @@
  *
  * @module
  */
-export { loadModule, LOAD_PATHS, type LoadOptions, type LoadPath, type LoadResult } from './load-module.js';
-export { removeModule, checkRemovable, moduleNameFromArg, isBuiltin, type RemoveOptions } from './remove-module.js';
-export { listModules, type LoadedModule } from './list-modules.js';
-export { readProcModules, parseProcModules, type ProcModule } from './proc-modules.js';
-export { readModuleSysfs, readKernelCompression, type ModuleSysfs } from './sysfs.js';
-export { joinModuleArgs } from './params.js';
-export { detectFormat, decompress, DEFAULT_MAX_SIZE, type Format, type CompressedFormat } from './compression.js';
+export { loadModule, LOAD_PATHS, type LoadOptions, type LoadPath, type LoadResult } from './ops/load-module.js';
+export { removeModule, checkRemovable, moduleNameFromArg, isBuiltin, type RemoveOptions } from './ops/remove-module.js';
+export { listModules, type LoadedModule } from './ops/list-modules.js';
+export { readProcModules, parseProcModules, type ProcModule } from './kernel/proc-modules.js';
+export { readModuleSysfs, readKernelCompression, type ModuleSysfs } from './kernel/sysfs.js';
+export { joinModuleArgs } from './ops/params.js';
+export { detectFormat, decompress, DEFAULT_MAX_SIZE, type Format, type CompressedFormat } from './file/compression/index.js';
 export {
   nativeSyscalls,
   syscallNumbers,
@@ -27,9 +27,9 @@ export {
   O_TRUNC,
   type Syscalls,
   type Mapping,
-} from './syscalls.js';
+} from './kernel/syscalls.js';
 export { SyscallError, ModuleFileError, ModuleStateError, UsageError, DecompressError, ElfError } from './errors.js';
 export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind } from './errors.js';
-export { strerror, errnoName, errnoFromCode } from './errno.js';
-export { VERSION } from './version.js';
-export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './modinfo.js';
+export { strerror, errnoName, errnoFromCode } from './kernel/errno.js';
+export { VERSION } from './cli/version.js';
+export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './ops/modinfo.js';

@@ -5,7 +5,7 @@ import { lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } fro
 import { join, resolve } from 'node:path';
 import { tempDir, writeTree } from './helpers/modules.js';
 import { runMain } from './helpers/run.js';
-import { VERSION } from '../src/version.js';
+import { VERSION } from '../src/cli/version.js';
 
 const BIN = resolve('bin/kmod-ts.js');
 const HEADER = 'Module                  Size  Used by\n';

@@ -1,5 +1,5 @@
 /**
- * Tests for src/compression.ts. Fixtures are made at test time with the real xz, zstd and gzip
+ * Tests for src/file/compression/. Fixtures are made at test time with the real xz, zstd and gzip
  * tools (and node:zlib), from a small deterministic ELF-looking payload. A missing tool fails
  * the tests that need it, with the package to install: these tests are the proof that files made
  * by the tools kbuild uses decode, so skipping them would hide exactly what they are for.
@@ -22,7 +22,7 @@ import {
   type Format,
   xzDeclaredSize,
   xzDecoder,
-} from '../src/compression.js';
+} from '../src/file/compression/index.js';
 import { DecompressError } from '../src/errors.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -462,7 +462,7 @@ describe('the xz decoder', () => {
   const arrayBufferGrowth = (file: string, small: string, decoder: 'liblzma' | 'stream'): number => {
     const probe = `
       import fs from 'node:fs';
-      const { decompressSync } = await import(${JSON.stringify(fileURLToPath(new URL('../src/compression.js', import.meta.url)))});
+      const { decompressSync } = await import(${JSON.stringify(fileURLToPath(new URL('../src/file/compression/index.js', import.meta.url)))});
       decompressSync('xz', fs.readFileSync(${JSON.stringify(small)})); // loads the codec
       const data = fs.readFileSync(${JSON.stringify(file)});
       globalThis.gc();
@@ -499,7 +499,7 @@ describe('the xz decoder', () => {
 
 describe('lazy loading', () => {
   // In a child process, so that this test process's own codec loads do not count.
-  const modulePath = fileURLToPath(new URL('../src/compression.js', import.meta.url));
+  const modulePath = fileURLToPath(new URL('../src/file/compression/index.js', import.meta.url));
   const probe = `
     import { createRequire } from 'node:module';
     const { detectFormat, decompress } = await import(${JSON.stringify(modulePath)});

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, openSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bufferSource, fdSource, parseElfSections, readModinfo, readSignature, prepareForced, findSection } from '../src/elf.js';
+import { bufferSource, fdSource, parseElfSections, readModinfo, readSignature, prepareForced, findSection } from '../src/file/elf/sections.js';
 import { ElfError } from '../src/errors.js';
 import { buildElf, appendSignature } from './helpers/elf-builder.js';
 

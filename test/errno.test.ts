@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { errnoFromCode, errnoName, strerror } from '../src/errno.js';
+import { errnoFromCode, errnoName, strerror } from '../src/kernel/errno.js';
 
 describe("errno texts are glibc's, not Node's", () => {
   const cases: [number, string, string][] = [

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, before } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bufferSource, findSection, parseElfSections, readModinfo, readSignature } from '../src/elf.js';
+import { bufferSource, findSection, parseElfSections, readModinfo, readSignature } from '../src/file/elf/sections.js';
 import { fakeSys, type Call, type Script } from './helpers/fake-sys.js';
 import { compress, fixtureModule, SHF_ALLOC, tempDir, writeTree } from './helpers/modules.js';
 import { openFds, runMain } from './helpers/run.js';

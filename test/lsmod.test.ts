@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { fakeSys } from './helpers/fake-sys.js';
 import { tempDir, writeTree } from './helpers/modules.js';
 import { runMain } from './helpers/run.js';
-import { parseProcModules } from '../src/proc-modules.js';
+import { parseProcModules } from '../src/kernel/proc-modules.js';
 
 const HEADER = 'Module                  Size  Used by\n';
 

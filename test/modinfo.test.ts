@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import modinfoApplet from '../applets/modinfo.js';
-import type { AppletContext } from '../src/applet.js';
-import { modinfo, moduleParams, infoList, ModinfoError } from '../src/modinfo.js';
-import { describeSignature, hexColumns } from '../src/module-signature.js';
-import { fnmatch, aliasNormalize, modnameNormalize } from '../src/module-index.js';
+import type { AppletContext } from '../src/cli/applet.js';
+import { modinfo, moduleParams, infoList, ModinfoError } from '../src/ops/modinfo.js';
+import { describeSignature, hexColumns } from '../src/file/signature.js';
+import { fnmatch, aliasNormalize, modnameNormalize } from '../src/db/module-db.js';
 import { appendSignature, buildElf } from './helpers/elf-builder.js';
 import { compress, tempDir } from './helpers/modules.js';
 

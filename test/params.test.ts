@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { joinModuleArgs } from '../src/params.js';
+import { joinModuleArgs } from '../src/ops/params.js';
 
 describe('module arguments follow kmod quoting', () => {
   const cases: [string[], string][] = [

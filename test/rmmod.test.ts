@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { fakeSys } from './helpers/fake-sys.js';
 import { tempDir, writeTree } from './helpers/modules.js';
 import { runMain } from './helpers/run.js';
-import { moduleNameFromArg } from '../src/remove-module.js';
+import { moduleNameFromArg } from '../src/ops/remove-module.js';
 
 /** A root where fat is held by vfat, dummy is free, busy has refcnt 2, nounload has no refcnt. */
 function root(): string {

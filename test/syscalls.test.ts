@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SyscallError } from '../src/errors.js';
-import { nativeSyscalls, syscallNumbers } from '../src/syscalls.js';
+import { nativeSyscalls, syscallNumbers } from '../src/kernel/syscalls.js';
 import { tempDir } from './helpers/modules.js';
 
 describe('syscall numbers come from the kernel tables', () => {

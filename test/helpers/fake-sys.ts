@@ -4,7 +4,7 @@
  */
 import { readlinkSync, readSync } from 'node:fs';
 import { SyscallError } from '../../src/errors.js';
-import type { Mapping, Syscalls } from '../../src/syscalls.js';
+import type { Mapping, Syscalls } from '../../src/kernel/syscalls.js';
 
 /** One recorded call. */
 export interface Call {

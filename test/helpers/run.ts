@@ -2,8 +2,8 @@
  * Run the program in-process, as the CLI would, collecting what it prints.
  */
 import { readdirSync } from 'node:fs';
-import { main } from '../../src/main.js';
-import type { Syscalls } from '../../src/syscalls.js';
+import { main } from '../../src/cli/main.js';
+import type { Syscalls } from '../../src/kernel/syscalls.js';
 
 /** What a run printed and returned. */
 export interface RunResult {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ModuleSignature } from './elf.js';
+import type { ModuleSignature } from './elf/sections.js';
 
 /** kmod's `pkey_hash_algo` table, indexed by `module_signature.hash`. */
 const HASH_NAMES = ['md4', 'md5', 'sha1', 'rmd160', 'sha256', 'sha384', 'sha512', 'sha224', 'sm3'] as const;

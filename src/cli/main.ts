@@ -5,17 +5,17 @@
  */
 import { basename } from 'node:path';
 import type { Applet, AppletContext, Output } from './applet.js';
-import { errnoFromCode, strerror } from './errno.js';
+import { errnoFromCode, strerror } from '../kernel/errno.js';
 import { installLinks, selfPath, startName } from './multicall.js';
-import { nativeSyscalls, type Syscalls } from './syscalls.js';
+import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
 import { FEATURES, VERSION } from './version.js';
 
 /** The applets, sorted by name; each loaded only when run. */
 const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
-  insmod: async () => (await import('../applets/insmod.js')).default,
-  lsmod: async () => (await import('../applets/lsmod.js')).default,
-  modinfo: async () => (await import('../applets/modinfo.js')).default,
-  rmmod: async () => (await import('../applets/rmmod.js')).default,
+  insmod: async () => (await import('../../applets/insmod.js')).default,
+  lsmod: async () => (await import('../../applets/lsmod.js')).default,
+  modinfo: async () => (await import('../../applets/modinfo.js')).default,
+  rmmod: async () => (await import('../../applets/rmmod.js')).default,
 };
 
 /** The applet names, sorted. */

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { readProcModules } from './proc-modules.js';
-import { readModuleUsage } from './sysfs.js';
+import { readProcModules } from '../kernel/proc-modules.js';
+import { readModuleUsage } from '../kernel/sysfs.js';
 
 /** A loaded module. */
 export interface LoadedModule {

@@ -6,9 +6,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { basename, join } from 'node:path';
-import { ModuleStateError } from './errors.js';
-import { readModuleSysfs } from './sysfs.js';
-import { nativeSyscalls, O_NONBLOCK, O_TRUNC, type Syscalls } from './syscalls.js';
+import { ModuleStateError } from '../errors.js';
+import { readModuleSysfs } from '../kernel/sysfs.js';
+import { nativeSyscalls, O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/syscalls.js';
 
 /**
  * The module name rmmod uses for an argument: a path's basename when the file exists, cut at the

@@ -11,10 +11,10 @@
  * @module
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decompressSync, detectFormat } from './compression.js';
-import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf.js';
-import { Errno, errnoFromCode } from './errno.js';
-import { DecompressError, ElfError } from './errors.js';
+import { decompressSync, detectFormat } from './compression/index.js';
+import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf/sections.js';
+import { Errno, errnoFromCode } from '../kernel/errno.js';
+import { DecompressError, ElfError } from '../errors.js';
 import { readFully } from './module-file.js';
 
 /** What `modinfo` needs from a module file. Every array is a private copy. */

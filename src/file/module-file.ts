@@ -7,9 +7,9 @@
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { detectFormat, type Format } from './compression.js';
-import { Errno, errnoFromCode } from './errno.js';
-import { ModuleFileError } from './errors.js';
+import { detectFormat, type Format } from './compression/index.js';
+import { Errno, errnoFromCode } from '../kernel/errno.js';
+import { ModuleFileError } from '../errors.js';
 
 /** The longest magic we look at (xz's six bytes). */
 const HEAD_LENGTH = 6;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Syscalls } from './syscalls.js';
+import type { Syscalls } from '../kernel/syscalls.js';
 
 /** Where an applet writes; `process.stdout` or a collecting buffer in tests. */
 export interface Output {

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import { decompress, DEFAULT_MAX_SIZE, detectFormat, type Format } from './compression.js';
-import { prepareForced } from './elf.js';
-import { Errno } from './errno.js';
-import { DecompressError, ElfError, ModuleFileError, SyscallError, UsageError } from './errors.js';
-import { openModuleFile, type ModuleFile } from './module-file.js';
+import { decompress, DEFAULT_MAX_SIZE, detectFormat, type Format } from '../file/compression/index.js';
+import { prepareForced } from '../file/elf/sections.js';
+import { Errno } from '../kernel/errno.js';
+import { DecompressError, ElfError, ModuleFileError, SyscallError, UsageError } from '../errors.js';
+import { openModuleFile, type ModuleFile } from '../file/module-file.js';
 import { joinModuleArgs } from './params.js';
-import { readKernelCompression } from './sysfs.js';
+import { readKernelCompression } from '../kernel/sysfs.js';
 import {
   MODULE_INIT_COMPRESSED_FILE,
   MODULE_INIT_IGNORE_MODVERSIONS,
@@ -25,7 +25,7 @@ import {
   nativeSyscalls,
   type Mapping,
   type Syscalls,
-} from './syscalls.js';
+} from '../kernel/syscalls.js';
 
 /** The three loading paths. */
 export type LoadPath = 'finit' | 'mmap' | 'read';

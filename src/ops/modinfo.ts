@@ -8,11 +8,11 @@ import { statSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { decodeModinfo } from './elf.js';
-import { Errno } from './errno.js';
-import { ImageError, readImageParts, type ImageParts } from './modinfo-image.js';
-import { aliasNormalize, ModuleIndex, modnameNormalize, pathToModname } from './module-index.js';
-import { describeSignature, hexColumns, loadSignatureSupport, type SignatureDescription } from './module-signature.js';
+import { decodeModinfo } from '../file/elf/sections.js';
+import { Errno } from '../kernel/errno.js';
+import { ImageError, readImageParts, type ImageParts } from '../file/modinfo-image.js';
+import { aliasNormalize, ModuleIndex, modnameNormalize, pathToModname } from '../db/module-db.js';
+import { describeSignature, hexColumns, loadSignatureSupport, type SignatureDescription } from '../file/signature.js';
 
 /** One module an argument resolved to. */
 export interface ModuleRef {

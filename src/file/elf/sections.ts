@@ -11,7 +11,7 @@
  * @module
  */
 import { fstatSync, readSync } from 'node:fs';
-import { ElfError } from './errors.js';
+import { ElfError } from '../../errors.js';
 
 /**
  * Random access to the bytes of a module image.

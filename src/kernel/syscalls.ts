@@ -11,7 +11,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { SyscallError } from './errors.js';
+import { SyscallError } from '../errors.js';
 import { Errno } from './errno.js';
 
 /** `finit_module` flag: ignore symbol version hashes (kernel `MODULE_INIT_IGNORE_MODVERSIONS`). */

@@ -7,7 +7,7 @@ import { lstatSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from '
 import { basename, join, resolve } from 'node:path';
 
 /** Names under which the program is itself, not an applet. */
-const SELF_NAMES = /^(kmod-ts|cli|main)(\.[cm]?js)?$/;
+const SELF_NAMES = /^(kmod-ts|entry|cli|main)(\.[cm]?js)?$/;
 
 /**
  * What the program was started as.

@@ -6,7 +6,7 @@
  * @module
  */
 import { parentPort } from 'node:worker_threads';
-import { ImageError, readImageParts } from './modinfo-image.js';
+import { ImageError, readImageParts } from '../file/modinfo-image.js';
 
 /** A request from the main thread. */
 export interface WorkerRequest {
