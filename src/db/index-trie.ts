@@ -24,7 +24,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { aliasNormalize, fnmatch, pathToModname } from '../module-index.js';
+import { aliasNormalize, fnmatch, pathToModname } from './module-db.js';
 
 /** `modules.*.bin` magic number. */
 export const INDEX_MAGIC = 0xb007f457;
