@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { xzWithIndexSize } from './helpers/hostile.js';
+import { bufferSource, decodeModinfo, parseElfSections } from '../src/elf.js';
+import { longSectionNames, manyShortStrings, xzWithIndexSize } from './helpers/hostile.js';
 import { compress, fixtureModule, tempDir } from './helpers/modules.js';
 
 const dir = tempDir('kmod-ts-hostile-');
@@ -44,4 +45,36 @@ describe('class 1: an xz whose index claims far more than its data holds', () =>
       }
     });
   }
+});
+
+/** Milliseconds `fn` takes. */
+function timed(fn: () => void): number {
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
+}
+
+describe('class 2: string tables are split in time linear in their size', () => {
+  it('a .modinfo of 128 Ki strings without "=" (a\\0a\\0...) splits in well under a second (was 16 s)', () => {
+    const small = manyShortStrings(32 << 10);
+    const big = manyShortStrings(128 << 10);
+    let pairs: Array<[string, string]> = [];
+    const tSmall = timed(() => decodeModinfo(small));
+    const tBig = timed(() => (pairs = decodeModinfo(big)));
+    assert.equal(pairs.length, 128 << 10);
+    assert.deepEqual(pairs[0], ['a', '']);
+    assert.ok(tBig < 1500, `took ${tBig.toFixed(0)} ms`);
+    // 4x the input: linear is ~4x the time, quadratic 16x (generous for a shared machine)
+    assert.ok(tBig < Math.max(50, tSmall) * 10, `32 Ki strings ${tSmall.toFixed(0)} ms, 128 Ki ${tBig.toFixed(0)} ms`);
+  });
+
+  it('4,000 section names that all run to the end of a 1 MiB name table parse in well under a second (was 35 s, 4 GB)', () => {
+    const image = longSectionNames(4000, 1 << 20);
+    let names: string[] = [];
+    const t = timed(() => (names = parseElfSections(bufferSource(image)).sections.map((s) => s.name)));
+    assert.ok(t < 1500, `took ${t.toFixed(0)} ms`);
+    assert.equal(names.length, 4004);
+    assert.ok(names.every((n, i) => i === 0 || n.length === 257), 'long names are cut, not kept whole');
+    assert.equal(names.includes('.modinfo'), false);
+  });
 });

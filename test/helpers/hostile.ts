@@ -105,3 +105,25 @@ export function manyShortStrings(count: number): Buffer {
 export function slowModinfoModule(bytes: number): Buffer {
   return buildElf({ sections: [{ name: '.modinfo', data: manyShortStrings(bytes >> 1), flags: 2 }] }).image;
 }
+
+/**
+ * An ELF whose section-name table is `tableBytes` of 'a' ending in one NUL, with `sections`
+ * sections all named from its start: every name runs to the end of the table.
+ */
+export function longSectionNames(sections: number, tableBytes: number): Buffer {
+  const table = Buffer.alloc(tableBytes, 0x61);
+  table[tableBytes - 1] = 0;
+  const specs = [
+    { name: '.modinfo', data: 'license=GPL\0', flags: 2 },
+    { name: '.names', data: table, type: 3 },
+    ...Array.from({ length: sections }, () => ({ name: '.s', data: '' })),
+  ];
+  const { image, headers } = buildElf({ sections: specs });
+  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  const shoff = Number(dv.getBigUint64(40, true));
+  const shnum = dv.getUint16(60, true);
+  dv.setUint16(62, 2, true); // shstrndx: '.names'
+  for (let i = 1; i < shnum; i++) dv.setUint32(shoff + i * 64, 0, true);
+  void headers;
+  return image;
+}
