@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { bufferSource, decodeModinfo, parseElfSections } from '../src/elf.js';
+import { bufferSource, decodeModinfo, parseElfSections } from '../src/file/elf/sections.js';
 import { longSectionNames, manyShortStrings, xzWithIndexSize } from './helpers/hostile.js';
 import { compress, fixtureModule, tempDir } from './helpers/modules.js';
 
