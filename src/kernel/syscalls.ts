@@ -1,18 +1,15 @@
 /**
- * The system-call layer: the only file that touches the FFI (koffi).
+ * The system-call layer: the module syscalls, mmap and syslog, through the FFI (ffi.ts).
  *
  * glibc has no wrappers for the module syscalls, so they go through `syscall(2)` with the
- * architecture's numbers from the kernel's syscall tables. koffi itself is loaded on the first
- * call, so `lsmod` never pays for it.
- *
- * Other C code reaches koffi through {@link loadNativeLibrary} and {@link bufferAddress} only
- * (compression.ts drives lzma-native's own liblzma that way), so the FFI stays in this file.
+ * architecture's numbers from the kernel's syscall tables. libc is bound on the first call, so
+ * `lsmod` never pays for the FFI.
  *
  * @module
  */
-import { createRequire } from 'node:module';
 import { SyscallError } from '../errors.js';
 import { Errno } from './errno.js';
+import { lastErrno, loadNativeLibrary, pointerAddress } from './ffi.js';
 
 /** `finit_module` flag: ignore symbol version hashes (kernel `MODULE_INIT_IGNORE_MODVERSIONS`). */
 export const MODULE_INIT_IGNORE_MODVERSIONS = 1;
@@ -74,7 +71,6 @@ export function syscallNumbers(arch: string = process.arch): { init: number; del
 }
 
 interface Native {
-  koffi: any;
   syscall: (...args: unknown[]) => number | bigint;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
   munmap: (addr: unknown, len: number) => number;
@@ -84,18 +80,11 @@ interface Native {
 }
 
 let native: Native | undefined;
-let koffiModule: any;
-
-function koffi(): any {
-  return (koffiModule ??= createRequire(import.meta.url)('koffi'));
-}
 
 function load(): Native {
   if (native) return native;
-  const ffi = koffi();
-  const libc = ffi.load('libc.so.6');
+  const libc = loadNativeLibrary('libc.so.6');
   native = {
-    koffi: ffi,
     syscall: libc.func('long syscall(long number, ...)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
@@ -108,61 +97,13 @@ function load(): Native {
 
 let syslogIdent: Buffer | undefined;
 
-/** A shared library opened through the FFI. */
-export interface NativeLibrary {
-  /**
-   * Bind one of its C functions from a prototype, e.g. `int lzma_code(void *strm, int action)`.
-   * A Buffer passed for a pointer parameter is passed in place (its own memory, no copy).
-   */
-  func(prototype: string): (...args: any[]) => any;
-  /**
-   * The same, called on libuv's thread pool: the returned function takes the C arguments and
-   * then a callback `(err, result)`, which runs on this thread once the call has returned.
-   */
-  funcAsync(prototype: string): (...argsThenCallback: any[]) => void;
-}
-
-/**
- * Open a shared library (`dlopen`) for calls through the FFI.
- *
- * @param file the library's path (or a soname such as `libc.so.6`)
- * @returns the library, whose functions are bound with `func`
- * @throws {Error} the FFI cannot be loaded or the library cannot be opened
- * @example loadNativeLibrary('/usr/lib/x86_64-linux-gnu/liblzma.so.5').func('const char *lzma_version_string(void)')()
- */
-export function loadNativeLibrary(file: string): NativeLibrary {
-  const lib = koffi().load(file);
-  return {
-    func: (prototype) => lib.func(prototype),
-    funcAsync: (prototype) => {
-      const fn = lib.func(prototype);
-      return (...argsThenCallback) => fn.async(...argsThenCallback);
-    },
-  };
-}
-
-/**
- * The address of a buffer's first byte, for C structures that hold pointers.
- *
- * The memory of a Node Buffer (and of a typed array over more than 64 bytes) lives outside V8's
- * heap and never moves; the caller keeps the buffer referenced while C code can use the address.
- *
- * @param buf the buffer (a view's own first byte, offset included)
- * @returns its address
- * @throws {Error} the FFI cannot be loaded
- * @example bufferAddress(Buffer.alloc(4096)) // 94652481312768n
- */
-export function bufferAddress(buf: Uint8Array): bigint {
-  return BigInt(koffi().address(buf));
-}
-
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
 const MAP_FAILED = 0xffffffffffffffffn;
 
-function check(n: Native, name: string, ret: number | bigint): void {
+function check(name: string, ret: number | bigint): void {
   // errno is read straight after the call, before anything else can touch it.
-  if (Number(ret) === -1) throw new SyscallError(name, n.koffi.errno());
+  if (Number(ret) === -1) throw new SyscallError(name, lastErrno());
 }
 
 function isMapping(image: Uint8Array | Mapping): image is Mapping {
@@ -170,7 +111,7 @@ function isMapping(image: Uint8Array | Mapping): image is Mapping {
 }
 
 /**
- * The real syscalls through koffi and libc's `syscall(2)`.
+ * The real syscalls through the FFI and libc's `syscall(2)`.
  * @param arch the architecture (default `process.arch`)
  * @returns a {@link Syscalls} implementation
  * @throws {SyscallError} ENOSYS on an architecture without known numbers (at call time)
@@ -184,23 +125,23 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
       const ret = isMapping(image)
         ? n.syscall(nr, 'void *', image.address, 'unsigned long', image.length, 'const char *', params)
         : n.syscall(nr, 'void *', image, 'unsigned long', image.byteLength, 'const char *', params);
-      check(n, 'init_module', ret);
+      check('init_module', ret);
     },
     finitModule(fd, params, flags) {
       const nr = syscallNumbers(arch).finit;
       const n = load();
-      check(n, 'finit_module', n.syscall(nr, 'int', fd, 'const char *', params, 'int', flags));
+      check('finit_module', n.syscall(nr, 'int', fd, 'const char *', params, 'int', flags));
     },
     deleteModule(name, flags) {
       const nr = syscallNumbers(arch).delete;
       const n = load();
-      check(n, 'delete_module', n.syscall(nr, 'const char *', name, 'unsigned int', flags));
+      check('delete_module', n.syscall(nr, 'const char *', name, 'unsigned int', flags));
     },
     mmap(fd, length) {
       const n = load();
       const address = n.mmap(null, length, PROT_READ, MAP_PRIVATE, fd, 0);
-      const errno = n.koffi.errno();
-      if (address === null || BigInt(n.koffi.address(address)) === MAP_FAILED) throw new SyscallError('mmap', errno);
+      const errno = lastErrno();
+      if (address === null || pointerAddress(address) === MAP_FAILED) throw new SyscallError('mmap', errno);
       return { address, length };
     },
     munmap(mapping) {

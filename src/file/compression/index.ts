@@ -47,7 +47,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import type * as Zlib from 'node:zlib';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { DecompressError } from '../../errors.js';
-import { bufferAddress, loadNativeLibrary } from '../../kernel/syscalls.js';
+import { bufferAddress, loadNativeLibrary } from '../../kernel/ffi.js';
 
 /** What a module file's first bytes say it is. */
 export type Format = 'elf' | 'gzip' | 'xz' | 'zstd';
