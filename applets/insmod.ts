@@ -2,48 +2,45 @@
  * insmod — insert one module file into the kernel, with kmod's words and exit codes.
  */
 import type { Applet, AppletContext } from '../src/cli/applet.js';
-import { strerror } from '../src/kernel/errno.js';
+import { Errno, strerror } from '../src/kernel/errno.js';
 import { ModuleFileError, SyscallError, UsageError } from '../src/errors.js';
 import { loadModule, LOAD_PATHS, type LoadPath } from '../src/ops/load-module.js';
-import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags, type OptionSpec } from './common.js';
+import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
+import { reporter } from './common.js';
 
-const USAGE = `Usage:
-\tPROG [options] filename [args]
-Options:
-\t-f, --force              ignore symbol versions and vermagic (strips them in userspace
-\t                         on the init_module paths; finit_module flags 1|2 otherwise)
-\t    --force-modversion   ignore symbol version hashes only
-\t    --force-vermagic     ignore the vermagic string only
-\t-s, --syslog             print messages to syslog instead of stderr
-\t-v, --verbose            say which loading path was taken
-\t-V, --version            show version
-\t-h, --help               show this help
-Environment:
-\tKMOD_TS_PATH=finit|mmap|read   force a loading path
-\tKMOD_TS_MAX_SIZE=BYTES         cap on the decompressed size (default 1 GiB)
-`;
-
-const OPTIONS: readonly OptionSpec[] = [
-  ...LOG_OPTIONS,
-  { long: 'force', short: 'f', type: 'boolean' },
-  { long: 'force-modversion', type: 'boolean' },
-  { long: 'force-vermagic', type: 'boolean' },
-];
-
-interface Flags extends CommonFlags {
-  force?: boolean;
-  'force-modversion'?: boolean;
-  'force-vermagic'?: boolean;
-}
+/** insmod's command line. */
+export const spec = {
+  name: 'insmod',
+  summary: 'insert a module file into the kernel',
+  usage: '[options] filename [args]',
+  options: [
+    {
+      key: 'force',
+      short: 'f',
+      long: 'force',
+      help: 'ignore symbol versions and vermagic (strips them in userspace\non the init_module paths; finit_module flags 1|2 otherwise)',
+    },
+    { key: 'forceModversion', long: 'force-modversion', help: 'ignore symbol version hashes only' },
+    { key: 'forceVermagic', long: 'force-vermagic', help: 'ignore the vermagic string only' },
+    { ...SYSLOG, help: 'print messages to syslog instead of stderr' },
+    { ...VERBOSE, help: 'say which loading path was taken' },
+    VERSION,
+    HELP,
+  ],
+  environment: [
+    { name: 'KMOD_TS_PATH=finit|mmap|read', help: 'force a loading path' },
+    { name: 'KMOD_TS_MAX_SIZE=BYTES', help: 'cap on the decompressed size (default 1 GiB)' },
+  ],
+} as const satisfies AppletSpec;
 
 /**
  * kmod's `mod_strerror`: the kernel's errno for a refused module, in insmod's words.
  */
 const REASONS: Readonly<Record<number, string>> = {
-  8: 'Invalid module format', // ENOEXEC
-  2: 'Unknown symbol in module', // ENOENT
-  3: 'Module has wrong symbol version', // ESRCH
-  22: 'Invalid parameters', // EINVAL
+  [Errno.ENOEXEC]: 'Invalid module format',
+  [Errno.ENOENT]: 'Unknown symbol in module',
+  [Errno.ESRCH]: 'Module has wrong symbol version',
+  [Errno.EINVAL]: 'Invalid parameters',
 };
 
 function reason(errno: number): string {
@@ -51,11 +48,11 @@ function reason(errno: number): string {
 }
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = parseArgs<Flags>(ctx, USAGE, OPTIONS);
-  if ('exit' in parsed) return parsed.exit;
-  const { flags } = parsed;
+  const cl = parseCommandLine(ctx, spec);
+  if ('exit' in cl) return cl.exit;
+  const flags = cl.options;
   const say = reporter(ctx, flags);
-  const [file, ...args] = positionals(flags);
+  const [file, ...args] = cl.operands;
   if (file === undefined) {
     say.error('missing filename.');
     return 1;
@@ -78,8 +75,8 @@ async function run(ctx: AppletContext): Promise<number> {
     const result = await loadModule(file, {
       params: args,
       force: flags.force,
-      forceModversion: flags['force-modversion'],
-      forceVermagic: flags['force-vermagic'],
+      forceModversion: flags.forceModversion,
+      forceVermagic: flags.forceVermagic,
       path: forced ? (forced as LoadPath) : undefined,
       maxSize: maxSize ? Number(maxSize) : undefined,
       root: ctx.root,
@@ -114,5 +111,5 @@ function describe(file: string, err: unknown): string[] {
 }
 
 /** The insmod applet. */
-const insmod: Applet = { name: 'insmod', summary: 'insert a module file into the kernel', run };
+const insmod: Applet = { ...spec, run };
 export default insmod;

@@ -4,18 +4,17 @@
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { errnoFromCode, strerror, Errno } from '../src/kernel/errno.js';
 import { listModules, type LoadedModule } from '../src/ops/list-modules.js';
-import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
+import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
+import { reporter } from './common.js';
 
-const USAGE = `Usage:
-\tPROG [options]
-Options:
-\t-s, --syslog      print to syslog, not stderr
-\t-v, --verbose     enables more messages
-\t-V, --version     show version
-\t-h, --help        show this help
-Environment:
-\tKMOD_TS_SYSROOT=DIR   read DIR/proc/modules and DIR/sys/module instead of the live system
-`;
+/** lsmod's command line. */
+export const spec = {
+  name: 'lsmod',
+  summary: 'show the loaded modules',
+  usage: '[options]',
+  options: [SYSLOG, VERBOSE, VERSION, HELP],
+  environment: [{ name: 'KMOD_TS_SYSROOT=DIR', help: 'read DIR/proc/modules and DIR/sys/module instead of the live system' }],
+} as const satisfies AppletSpec;
 
 /** One row as C `"%-19s %8ld  %d"`, then ` h1,h2` when there are holders. */
 export function formatRow(m: LoadedModule): string {
@@ -24,10 +23,10 @@ export function formatRow(m: LoadedModule): string {
 }
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = parseArgs<CommonFlags>(ctx, USAGE, LOG_OPTIONS);
-  if ('exit' in parsed) return parsed.exit;
-  const say = reporter(ctx, parsed.flags);
-  if (positionals(parsed.flags).length > 0) {
+  const cl = parseCommandLine(ctx, spec);
+  if ('exit' in cl) return cl.exit;
+  const say = reporter(ctx, cl.options);
+  if (cl.operands.length > 0) {
     say.error('too many arguments provided.');
     return 1;
   }
@@ -44,5 +43,5 @@ async function run(ctx: AppletContext): Promise<number> {
 }
 
 /** The lsmod applet. */
-const lsmod: Applet = { name: 'lsmod', summary: 'show the loaded modules', run };
+const lsmod: Applet = { ...spec, run };
 export default lsmod;

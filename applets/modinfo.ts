@@ -2,133 +2,34 @@
  * modinfo — module information in kmod 30's exact layout (tools/modinfo.c).
  */
 import os from 'node:os';
-import parse from 'yargs-parser';
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/ops/modinfo.js';
 import { ModuleIndex } from '../src/db/module-db.js';
-import { FEATURES, VERSION } from '../src/cli/version.js';
+import { HELP, parseCommandLine, VERSION, type AppletSpec, type ParsedOptions } from '../src/cli/options.js';
 
-const USAGE = `Usage:
-\tPROG [options] <modulename|filename> [args]
-Options:
-\t-a, --author                Print only 'author'
-\t-d, --description           Print only 'description'
-\t-l, --license               Print only 'license'
-\t-p, --parameters            Print only 'parm'
-\t-n, --filename              Print only 'filename'
-\t-0, --null                  Use \\0 instead of \\n
-\t-m, --modname               Handle argument as module name instead of alias or filename
-\t-F, --field=FIELD           Print only provided FIELD
-\t-k, --set-version=VERSION   Use VERSION instead of \`uname -r\`
-\t-b, --basedir=DIR           Use DIR as filesystem root for /lib/modules
-\t-V, --version               Show version
-\t-h, --help                  Show this help
-`;
+/** modinfo's command line, in kmod's order (tools/modinfo.c); `-a` and friends are `-F FIELD`. */
+export const spec = {
+  name: 'modinfo',
+  summary: 'show information about kernel modules',
+  usage: '[options] <modulename|filename> [args]',
+  options: [
+    { key: 'field', short: 'a', long: 'author', value: 'author', help: "Print only 'author'" },
+    { key: 'field', short: 'd', long: 'description', value: 'description', help: "Print only 'description'" },
+    { key: 'field', short: 'l', long: 'license', value: 'license', help: "Print only 'license'" },
+    { key: 'field', short: 'p', long: 'parameters', value: 'parm', help: "Print only 'parm'" },
+    { key: 'field', short: 'n', long: 'filename', value: 'filename', help: "Print only 'filename'" },
+    { key: 'nul', short: '0', long: 'null', help: 'Use \\0 instead of \\n' },
+    { key: 'modname', short: 'm', long: 'modname', help: 'Handle argument as module name instead of alias or filename' },
+    { key: 'field', short: 'F', long: 'field', arg: 'FIELD', help: 'Print only provided FIELD' },
+    { key: 'kernelVersion', short: 'k', long: 'set-version', arg: 'VERSION', help: 'Use VERSION instead of `uname -r`' },
+    { key: 'basedir', short: 'b', long: 'basedir', arg: 'DIR', help: 'Use DIR as filesystem root for /lib/modules' },
+    { ...VERSION, help: 'Show version' },
+    { ...HELP, help: 'Show this help' },
+  ],
+} as const satisfies AppletSpec;
 
-/** kmod's option table: short letter, long name, takes an argument. Order as in modinfo.c. */
-const OPTIONS: ReadonlyArray<readonly [short: string, long: string, arg: boolean]> = [
-  ['a', 'author', false],
-  ['d', 'description', false],
-  ['l', 'license', false],
-  ['p', 'parameters', false],
-  ['n', 'filename', false],
-  ['0', 'null', false],
-  ['m', 'modname', false],
-  ['F', 'field', true],
-  ['k', 'set-version', true],
-  ['b', 'basedir', true],
-  ['V', 'version', false],
-  ['h', 'help', false],
-];
-
-/** `-a` and friends are shorthands for `-F FIELD`; the last one given wins, as in kmod. */
-const FIELD_OF: Readonly<Record<string, string>> = { author: 'author', description: 'description', license: 'license', parameters: 'parm', filename: 'filename' };
-
-/**
- * GNU getopt_long's view of the command line (permutation, `--`, clustered short options,
- * `-Fvalue`, `--opt=value`, unique prefixes of long options), reduced to `--long[=value]`
- * tokens in order plus the operands, so yargs sees one unambiguous spelling. Errors are worded
- * as glibc's getopt words them.
- */
-function getopt(args: readonly string[]): { tokens: string[]; operands: string[] } | { error: string } {
-  const tokens: string[] = [];
-  const operands: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') {
-      operands.push(...args.slice(i + 1));
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = a.slice(2, eq === -1 ? undefined : eq);
-      const exact = OPTIONS.find((o) => o[1] === name);
-      const cands = exact ? [exact] : OPTIONS.filter((o) => o[1].startsWith(name));
-      if (cands.length === 0) return { error: `unrecognized option '${eq === -1 ? a : a.slice(0, eq)}'` };
-      if (cands.length > 1) return { error: `option '${a}' is ambiguous; possibilities:${cands.map((o) => ` '--${o[1]}'`).join('')}` };
-      const [, long, takes] = cands[0];
-      if (!takes && eq !== -1) return { error: `option '--${long}' doesn't allow an argument` };
-      if (takes && eq === -1) {
-        if (i + 1 >= args.length) return { error: `option '--${long}' requires an argument` };
-        tokens.push(`--${long}=${args[++i]}`);
-      } else tokens.push(eq === -1 ? `--${long}` : `--${long}=${a.slice(eq + 1)}`);
-      continue;
-    }
-    if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const o = OPTIONS.find((x) => x[0] === a[j]);
-        if (!o) return { error: `invalid option -- '${a[j]}'` };
-        if (!o[2]) {
-          tokens.push(`--${o[1]}`);
-          continue;
-        }
-        if (j + 1 < a.length) tokens.push(`--${o[1]}=${a.slice(j + 1)}`);
-        else if (i + 1 < args.length) tokens.push(`--${o[1]}=${args[++i]}`);
-        else return { error: `option requires an argument -- '${o[0]}'` };
-        break;
-      }
-      continue;
-    }
-    operands.push(a);
-  }
-  return { tokens, operands };
-}
-
-interface Flags {
-  field: string | undefined;
-  nul: boolean;
-  asName: boolean;
-  kver: string | undefined;
-  basedir: string | undefined;
-  help: boolean;
-  version: boolean;
-}
-
-/** Options in command-line order through yargs-parser; the last of `-a/-d/-l/-p/-n/-F` wins. */
-function parseFlags(tokens: string[]): Flags {
-  const argv = parse(tokens, {
-    boolean: OPTIONS.filter((o) => !o[2]).map((o) => o[1]),
-    string: OPTIONS.filter((o) => o[2]).map((o) => o[1]),
-    configuration: { 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'boolean-negation': false, 'duplicate-arguments-array': false },
-  }) as Record<string, unknown>;
-  let field: string | undefined;
-  for (const t of tokens) {
-    const name = t.slice(2).split('=', 1)[0];
-    if (name === 'field') field = t.slice('--field='.length);
-    else if (name in FIELD_OF) field = FIELD_OF[name];
-    else if (name === 'help' || name === 'version') break; // kmod acts on these as soon as it sees them
-  }
-  return {
-    field,
-    nul: argv.null === true,
-    asName: argv.modname === true,
-    kver: argv['set-version'] as string | undefined,
-    basedir: argv.basedir as string | undefined,
-    help: argv.help === true,
-    version: argv.version === true,
-  };
-}
+type Flags = ParsedOptions<(typeof spec)['options']>;
 
 /** A JS string (argv, paths) as a byte string, to sit beside the module's latin1 strings. */
 function bytes(s: string): string {
@@ -205,35 +106,23 @@ function format(ref: ModuleRef, info: ModuleInfo | ModinfoError, flags: Flags, e
 
 async function run(ctx: AppletContext): Promise<number> {
   const error = (m: string) => ctx.stderr.write(`${ctx.prog}: ERROR: ${m}\n`);
-  const opt = getopt(ctx.args);
-  if ('error' in opt) {
-    ctx.stderr.write(`${ctx.prog}: ${opt.error}\n`);
-    return 1;
-  }
-  const flags = parseFlags(opt.tokens);
-  const firstOf = opt.tokens.find((t) => t === '--help' || t === '--version');
-  if (firstOf === '--help') {
-    ctx.stdout.write(USAGE.replace('PROG', ctx.prog));
-    return 0;
-  }
-  if (firstOf === '--version') {
-    ctx.stdout.write(`kmod-ts version ${VERSION}\n${FEATURES}\n`);
-    return 0;
-  }
-  if (opt.operands.length === 0) {
+  const cl = parseCommandLine(ctx, spec);
+  if ('exit' in cl) return cl.exit;
+  const flags = cl.options;
+  if (cl.operands.length === 0) {
     error('missing module or filename.');
     return 1;
   }
   const root = flags.basedir ?? (ctx.root === '/' ? undefined : ctx.root);
-  const dir = root !== undefined || flags.kver !== undefined ? modulesDir({ root: root ?? '', kernelVersion: flags.kver ?? os.release() }) : modulesDir({});
+  const dir = root !== undefined || flags.kernelVersion !== undefined ? modulesDir({ root: root ?? '', kernelVersion: flags.kernelVersion ?? os.release() }) : modulesDir({});
   const index = new ModuleIndex(dir);
 
   // resolve every argument first, then read them all at once so that compressed files are
   // decompressed in parallel; print strictly in argument order
   type Item = { arg: string; refs: ModuleRef[] } | { arg: string; error: ModinfoError };
-  const items: Item[] = opt.operands.map((arg) => {
+  const items: Item[] = cl.operands.map((arg) => {
     try {
-      return { arg, refs: resolveModules(arg, index, { asName: flags.asName }) };
+      return { arg, refs: resolveModules(arg, index, { asName: flags.modname }) };
     } catch (e) {
       if (e instanceof ModinfoError) return { arg, error: e };
       throw e;
@@ -292,5 +181,5 @@ async function run(ctx: AppletContext): Promise<number> {
 }
 
 /** The modinfo applet. */
-const modinfo: Applet = { name: 'modinfo', summary: 'show information about kernel modules', run };
+const modinfo: Applet = { ...spec, run };
 export default modinfo;

@@ -5,23 +5,27 @@ import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { ModuleStateError, SyscallError, type ModuleStateKind } from '../src/errors.js';
 import { removeModule } from '../src/ops/remove-module.js';
-import { LOG_OPTIONS, parseArgs, positionals, reporter, type CommonFlags } from './common.js';
+import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
+import { reporter } from './common.js';
 
-const USAGE = `Usage:
-\tPROG [options] modulename ...
-Options:
-\t-f, --force       forces a module unload and may crash your
-\t                  machine. This requires Forced Module Removal
-\t                  option in your kernel. DANGEROUS
-\t-s, --syslog      print to syslog, not stderr
-\t-v, --verbose     enables more messages
-\t-V, --version     show version
-\t-h, --help        show this help
-`;
-
-interface Flags extends CommonFlags {
-  force?: boolean;
-}
+/** rmmod's command line. */
+export const spec = {
+  name: 'rmmod',
+  summary: 'remove modules from the kernel',
+  usage: '[options] modulename ...',
+  options: [
+    {
+      key: 'force',
+      short: 'f',
+      long: 'force',
+      help: 'forces a module unload and may crash your\nmachine. This requires Forced Module Removal\noption in your kernel. DANGEROUS',
+    },
+    SYSLOG,
+    VERBOSE,
+    VERSION,
+    HELP,
+  ],
+} as const satisfies AppletSpec;
 
 /** rmmod's words for each state that forbids removal. */
 const STATE_MESSAGES: Readonly<Record<ModuleStateKind, (e: ModuleStateError) => string>> = {
@@ -33,11 +37,11 @@ const STATE_MESSAGES: Readonly<Record<ModuleStateKind, (e: ModuleStateError) => 
 };
 
 async function run(ctx: AppletContext): Promise<number> {
-  const parsed = parseArgs<Flags>(ctx, USAGE, [...LOG_OPTIONS, { long: 'force', short: 'f', type: 'boolean' }]);
-  if ('exit' in parsed) return parsed.exit;
-  const { flags } = parsed;
+  const cl = parseCommandLine(ctx, spec);
+  if ('exit' in cl) return cl.exit;
+  const flags = cl.options;
   const say = reporter(ctx, flags);
-  const names = positionals(flags);
+  const names = cl.operands;
   if (names.length === 0) {
     say.error('missing module name.');
     return 1;
@@ -58,5 +62,5 @@ async function run(ctx: AppletContext): Promise<number> {
 }
 
 /** The rmmod applet. */
-const rmmod: Applet = { name: 'rmmod', summary: 'remove modules from the kernel', run };
+const rmmod: Applet = { ...spec, run };
 export default rmmod;

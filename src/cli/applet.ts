@@ -7,6 +7,7 @@
  * @module
  */
 import type { Syscalls } from '../kernel/syscalls.js';
+import type { AppletSpec } from './options.js';
 
 /** Where an applet writes; `process.stdout` or a collecting buffer in tests. */
 export interface Output {
@@ -29,11 +30,11 @@ export interface AppletContext {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-/** One command of the multi-call binary. */
-export interface Applet {
-  readonly name: string;
-  /** one line for `kmod-ts --help` */
-  readonly summary: string;
+/**
+ * One command of the multi-call binary: its table (name, summary, usage, options; see
+ * options.ts) and `run`.
+ */
+export interface Applet extends AppletSpec {
   /** run it; resolves to the exit status */
   run(ctx: AppletContext): Promise<number>;
 }

@@ -8,10 +8,10 @@ import type { Applet, AppletContext, Output } from './applet.js';
 import { errnoFromCode, strerror } from '../kernel/errno.js';
 import { installLinks, selfPath, startName } from './multicall.js';
 import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
-import { FEATURES, VERSION } from './version.js';
+import { VERSION, versionText } from './version.js';
 
-/** The applets, sorted by name; each loaded only when run. */
-const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
+/** The applets, sorted by name; each loaded only when run (its module has no side effects). */
+export const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
   insmod: async () => (await import('../../applets/insmod.js')).default,
   lsmod: async () => (await import('../../applets/lsmod.js')).default,
   modinfo: async () => (await import('../../applets/modinfo.js')).default,
@@ -21,7 +21,11 @@ const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
 /** The applet names, sorted. */
 export const APPLET_NAMES: readonly string[] = Object.keys(APPLETS).sort();
 
-const USAGE = `kmod-ts version ${VERSION} - Linux kernel module tools as one multi-call binary
+/** `kmod-ts -h`: the multi-call usage, then each applet's name and summary from its table. */
+async function usage(): Promise<string> {
+  const applets = await Promise.all(APPLET_NAMES.map((n) => APPLETS[n]()));
+  const width = Math.max(...applets.map((a) => a.name.length)) + 3;
+  return `kmod-ts version ${VERSION} - Linux kernel module tools as one multi-call binary
 
 Usage:
 \tkmod-ts APPLET [ARGS...]       run an applet
@@ -31,8 +35,9 @@ Usage:
 \t                               create DIR/APPLET links to kmod-ts
 \tkmod-ts -h|--help, -V|--version
 
-Applets: ${APPLET_NAMES.join(', ')}
-`;
+Applets:
+${applets.map((a) => `\t${a.name.padEnd(width)}${a.summary}\n`).join('')}`;
+}
 
 /** What {@link main} reads and writes. */
 export interface MainIO {
@@ -61,15 +66,15 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
     const [first, ...more] = rest;
     switch (first) {
       case undefined:
-        io.stderr.write(USAGE);
+        io.stderr.write(await usage());
         return 1;
       case '-h':
       case '--help':
-        io.stdout.write(USAGE);
+        io.stdout.write(await usage());
         return 0;
       case '-V':
       case '--version':
-        io.stdout.write(`kmod-ts version ${VERSION}\n${FEATURES}\n`);
+        io.stdout.write(versionText());
         return 0;
       case '--list':
         io.stdout.write(APPLET_NAMES.map((n) => `${n}\n`).join(''));
