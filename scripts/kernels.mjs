@@ -5,19 +5,29 @@
 // Nothing here names a mirror: the archive URIs are read at run time from the machine's apt
 // sources (/etc/apt/sources.list.d/debian.sources, or /etc/apt/sources.list), and each kernel gets
 // its own private apt state (sources list, lists, cache) so the machine's own apt state is never
-// touched. The exact package is resolved at run time through `linux-image-cloud-amd64`, because
+// touched. The exact package is resolved at run time through `linux-image-cloud-ARCH`, because
 // Debian bumps the kernel ABI number in every point release.
+//
+// Architectures (scripts/arch.mjs): amd64, and arm64 through an apt state set to that
+// architecture. An arm64 kernel's headers come with the amd64 linux-kbuild package of the same
+// version (fixdep, modpost and objtool must run here; kbuild cross-compiles with ARCH=arm64), and
+// its vmlinuz is checked to be what QEMU's -kernel boots: Debian 12's and 13's are plain arm64
+// `Image`s (EFI stub header, no compression); a gzip'd one or an EFI zboot image (which QEMU
+// 7.2 cannot boot) would be unpacked into `Image-KVER` beside it. `ensureUserland('arm64')` fetches the arm64 busybox,
+// Debian's kmod and the C libraries (libc6, libstdc++6) an arm64 image needs.
 //
 // Cache: $KMOD_TS_CACHE, else <project>/.cache. A stamp file makes a second run instant.
 //
-// CLI:  node scripts/kernels.mjs [d12|d13|all] [--json]
+// CLI:  node scripts/kernels.mjs [d12|d13|all] [--arch amd64|arm64] [--json]
 
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { archOf, HOST_ARCH } from './arch.mjs';
 
 const run = promisify(execFile);
 
@@ -51,6 +61,8 @@ export const KERNELS = {
 
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const STAMP_VERSION = 3;
+// arm64 kernels: stamp version 4 checks (and if need be unpacks) the `Image`.
+const STAMP_VERSION_CROSS = 4;
 
 function log(msg) {
   if (!process.env.KMOD_TS_QUIET) process.stderr.write(`kernels: ${msg}\n`);
@@ -88,15 +100,17 @@ export function archiveUris() {
 }
 
 /**
- * Private apt state for one Debian suite (sources list, lists, cache under <cache>/apt/CODENAME),
- * so the machine's own apt state is never touched and no root is needed.
+ * Private apt state for one Debian suite (sources list, lists, cache under <cache>/apt/CODENAME,
+ * or <cache>/apt/CODENAME-ARCH for another architecture than amd64), so the machine's own apt state
+ * is never touched and no root is needed.
  * @param {string} codename e.g. 'bookworm', 'trixie'
+ * @param {string} [arch] Debian architecture of the packages (default amd64)
  * @returns {Promise<{ opts: string[], keyrings: string[], get: Function, cache: Function,
  *   update: () => Promise<void> }>}
  */
-export async function privateApt(codename) {
+export async function privateApt(codename, arch = 'amd64') {
   const { main, security } = archiveUris();
-  const aptDir = path.join(cacheDir(), 'apt', codename);
+  const aptDir = path.join(cacheDir(), 'apt', arch === 'amd64' ? codename : `${codename}-${arch}`);
   await fs.mkdir(path.join(aptDir, 'lists', 'partial'), { recursive: true });
   await fs.mkdir(path.join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
   await fs.mkdir(path.join(aptDir, 'state'), { recursive: true });
@@ -111,17 +125,21 @@ export async function privateApt(codename) {
   if (security) sources += `\nTypes: deb\nURIs: ${security}\nSuites: ${codename}-security\nComponents: main\nSigned-By: ${signedBy}\n`;
   const sourcesFile = path.join(aptDir, `${codename}.sources`);
   await fs.writeFile(sourcesFile, sources);
+  // Another architecture's packages are never installed here: plan against an empty system.
+  const status = arch === 'amd64' ? '/var/lib/dpkg/status' : path.join(aptDir, 'state', 'empty-status');
+  if (arch !== 'amd64') await fs.writeFile(status, '');
 
   const opts = [
     '-o', `Dir::Etc::SourceList=${sourcesFile}`,
     '-o', 'Dir::Etc::SourceParts=-',
     '-o', `Dir::State=${path.join(aptDir, 'state')}`,
-    '-o', 'Dir::State::status=/var/lib/dpkg/status',
+    '-o', `Dir::State::status=${status}`,
     '-o', `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
     '-o', `Dir::Cache=${path.join(aptDir, 'cache')}`,
-    '-o', 'APT::Architecture=amd64',
+    '-o', `APT::Architecture=${arch}`,
     '-o', 'Debug::NoLocking=1',
   ];
+  if (arch !== 'amd64') opts.push('-o', `APT::Architectures=${arch}`);
   // As root, apt drops to the _apt user for downloads, which cannot write into our cache.
   if (process.getuid?.() === 0) opts.push('-o', 'APT::Sandbox::User=root');
   const apt = {
@@ -135,7 +153,7 @@ export async function privateApt(codename) {
       if (!have) await apt.update();
     },
     async update() {
-      log(`apt-get update (${codename}, private lists in ${aptDir})`);
+      log(`apt-get update (${codename} ${arch}, private lists in ${aptDir})`);
       try {
         await apt.get('update', '-qq');
       } catch (e) {
@@ -215,74 +233,155 @@ async function relocateHeadersMakefile(file) {
     'include $(dir $(lastword $(MAKEFILE_LIST)))../$1/'));
 }
 
-async function fetchAndUnpack(name, dir) {
+/**
+ * A kernel by short name: `d13` (this machine's architecture, amd64), or `d13-arm64` / `d13` with
+ * `arch`, for another architecture.
+ * @param {string} id
+ * @param {string} [arch]
+ * @returns {{ name: string, arch: string, id: string }} `id` is `d13` for amd64, `d13-arm64` otherwise
+ * @throws {Error} for a kernel or architecture we do not know
+ * @example parseKernel('d12-arm64') // { name: 'd12', arch: 'arm64', id: 'd12-arm64' }
+ */
+export function parseKernel(id, arch) {
+  const m = String(id).match(/^(\w+?)(?:-(\w+))?$/);
+  const name = m?.[1];
+  if (!name || !KERNELS[name]) throw new Error(`unknown kernel '${id}' (want ${Object.keys(KERNELS).join(', ')}, optionally with -arm64)`);
+  if (m[2] && arch && archOf(m[2]).name !== archOf(arch).name) throw new Error(`kernel '${id}' is not for --arch ${arch}`);
+  const a = archOf(m[2] ?? arch ?? 'amd64').name;
+  return { name, arch: a, id: a === 'amd64' ? name : `${name}-${a}` };
+}
+
+/**
+ * An arm64 `vmlinuz` as QEMU's `-kernel` wants it: a plain `Image` (Debian 12's and 13's cloud
+ * kernels already are one). A gzip'd Image or an EFI zboot image (a PE/COFF stub whose header
+ * says where the compressed Image lies, `zimg` at offset 4; QEMU boots those only from 8.1 on)
+ * is unpacked.
+ * @param {Buffer} vmlinuz
+ * @returns {Buffer} the uncompressed Image (`ARM\x64` at offset 56): `vmlinuz` itself if it is one
+ * @throws {Error} for a compression we do not unpack, or a result that is not an arm64 Image
+ */
+export function arm64Image(vmlinuz) {
+  let img = vmlinuz;
+  if (vmlinuz.subarray(0, 2).toString('latin1') === 'MZ' && vmlinuz.subarray(4, 8).toString('latin1') === 'zimg') {
+    const off = vmlinuz.readUInt32LE(8);
+    const size = vmlinuz.readUInt32LE(12);
+    const type = vmlinuz.subarray(24, 32).toString('latin1').replace(/\0.*$/s, '');
+    const payload = vmlinuz.subarray(off, off + size);
+    if (type === 'gzip') img = zlib.gunzipSync(payload);
+    else if (type === 'zstd' || type === 'zstd22') img = zlib.zstdDecompressSync?.(payload) ?? execZstd(payload);
+    else throw new Error(`EFI zboot image compressed with '${type}': not supported here`);
+  } else if (vmlinuz[0] === 0x1f && vmlinuz[1] === 0x8b) {
+    img = zlib.gunzipSync(vmlinuz);
+  }
+  if (img.subarray(56, 60).toString('latin1') !== 'ARM\x64') throw new Error('not an arm64 kernel Image (no ARM\\x64 magic at offset 56)');
+  return img;
+}
+
+function execZstd(data) {
+  return execFileSync('zstd', ['-dc'], { input: data, maxBuffer: 512 << 20 });
+}
+
+async function fetchAndUnpack(name, dir, arch) {
   const { codename, label } = KERNELS[name];
-  const apt = await privateApt(codename);
+  const flavour = `cloud-${arch}`;
+  const apt = await privateApt(codename, arch);
   await apt.update();
 
-  const meta = (await depends(apt, 'linux-image-cloud-amd64')).find((n) => /^linux-image-.*-cloud-amd64$/.test(n));
-  if (!meta) throw new Error(`${label}: cannot resolve linux-image-cloud-amd64`);
+  const metaName = `linux-image-${flavour}`;
+  const meta = (await depends(apt, metaName)).find((n) => new RegExp(`^linux-image-.*-${flavour}$`).test(n));
+  if (!meta) throw new Error(`${label}: cannot resolve ${metaName}`);
   // linux-image-6.1.0-56-cloud-amd64 → ABI 6.1.0-56; on trixie linux-image-6.12.48+deb13-cloud-amd64.
-  const abi = meta.replace(/^linux-image-/, '').replace(/-cloud-amd64(-unsigned)?$/, '');
-  const headers = `linux-headers-${abi}-cloud-amd64`;
+  const abi = meta.replace(/^linux-image-/, '').replace(new RegExp(`-${flavour}(-unsigned)?$`), '');
+  const headers = `linux-headers-${abi}-${flavour}`;
   // The headers also depend on linux-compiler-gcc-*: that is the compiler, not files we unpack.
   const headerDeps = (await depends(apt, headers)).filter((n) => /^linux-(headers|kbuild)-/.test(n));
   const pkgs = [meta, headers, ...headerDeps];
 
   const tmpRoot = path.join(dir, `root.tmp-${process.pid}`);
   await fs.rm(tmpRoot, { recursive: true, force: true });
-  await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmpRoot);
+  if (arch === 'amd64') {
+    await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmpRoot);
+  } else {
+    // linux-kbuild holds programs kbuild runs (fixdep, modpost, objtool): this machine's own
+    // architecture's build of the same version, from the amd64 apt state.
+    const kbuild = headerDeps.filter((n) => n.startsWith('linux-kbuild-'));
+    await downloadAndUnpack(apt, pkgs.filter((p) => !kbuild.includes(p)), path.join(dir, 'debs'), tmpRoot);
+    if (kbuild.length) {
+      const host = await privateApt(codename);
+      await host.ensureLists();
+      try {
+        await downloadAndUnpack(host, kbuild, path.join(dir, 'debs-host'), tmpRoot);
+      } catch {
+        await host.update();
+        await downloadAndUnpack(host, kbuild, path.join(dir, 'debs-host'), tmpRoot);
+      }
+    }
+  }
   // Debian 13 is usr-merged and ships modules under usr/lib/modules; make /lib → usr/lib so the
   // same /lib/modules/KVER path works for depmod -b here and inside the rootfs.
   if (!existsSync(path.join(tmpRoot, 'lib'))) await fs.symlink('usr/lib', path.join(tmpRoot, 'lib'));
   const kvers = await fs.readdir(path.join(tmpRoot, 'lib', 'modules'));
-  const kver = kvers.find((k) => k.startsWith(abi) && k.endsWith('cloud-amd64'));
-  if (!kver) throw new Error(`${label}: no lib/modules/${abi}*-cloud-amd64 in the package (found ${kvers.join(', ')})`);
+  const kver = kvers.find((k) => k.startsWith(abi) && k.endsWith(flavour));
+  if (!kver) throw new Error(`${label}: no lib/modules/${abi}*-${flavour} in the package (found ${kvers.join(', ')})`);
   await relativizeSymlinks(tmpRoot, path.join(tmpRoot, 'usr', 'src'));
   await relocateHeadersMakefile(path.join(tmpRoot, 'usr', 'src', `linux-headers-${kver}`, 'Makefile'));
   // modules/KVER/build points at /usr/src/linux-headers-KVER: make it resolve inside the cache too.
   await relativizeSymlinks(tmpRoot, path.join(tmpRoot, 'lib', 'modules', kver));
-  log(`${label}: depmod -b ROOT ${kver}`);
+  if (arch === 'arm64') {
+    const vmlinuz = await fs.readFile(path.join(tmpRoot, 'boot', `vmlinuz-${kver}`));
+    const img = arm64Image(vmlinuz);
+    if (img !== vmlinuz) await fs.writeFile(path.join(tmpRoot, 'boot', `Image-${kver}`), img);
+  }
+  log(`${label} ${arch}: depmod -b ROOT ${kver}`);
   await run('depmod', ['-b', tmpRoot, kver]);
 
   const root = path.join(dir, 'root');
   await fs.rm(root, { recursive: true, force: true });
   await fs.rename(tmpRoot, root);
-  return { kver, abi, packages: pkgs };
+  return { kver, abi, arch, packages: pkgs };
 }
 
 /**
  * Fetch (once) and describe one Debian cloud kernel.
- * @param {'d12'|'d13'} name
- * @returns {Promise<{name: string, label: string, kver: string, root: string, vmlinuz: string,
- *   modulesDir: string, headersDir: string, config: string, compression: 'none'|'xz'|'zstd'|'gzip',
- *   decompressInKernel: boolean, packages: string[]}>}
+ * @param {string} name `d12`, `d13`, or with an architecture: `d13-arm64`
+ * @param {string} [arch] `amd64` (default) or `arm64`
+ * @returns {Promise<{name: string, id: string, arch: string, label: string, kver: string, root: string,
+ *   vmlinuz: string, image: string, modulesDir: string, headersDir: string, config: string,
+ *   compression: 'none'|'xz'|'zstd'|'gzip', decompressInKernel: boolean, packages: string[]}>}
+ *   `image` is what QEMU's -kernel boots (the vmlinuz itself on amd64, the unpacked Image on arm64);
+ *   `name` is the short name without the architecture, `id` with it (`d13`, `d13-arm64`).
  * @throws {Error} when apt cannot resolve or download the packages.
  * @example const k = await ensureKernel('d13'); // k.vmlinuz, k.modulesDir
+ * @example const a = await ensureKernel('d13', 'arm64'); // a.image: boot/vmlinuz-6.12...-cloud-arm64
  */
-export async function ensureKernel(name) {
-  if (!KERNELS[name]) throw new Error(`unknown kernel '${name}' (want ${Object.keys(KERNELS).join(', ')})`);
-  const dir = path.join(cacheDir(), 'kernels', name);
+export async function ensureKernel(name, arch) {
+  const { name: short, arch: a, id } = parseKernel(name, arch);
+  const dir = path.join(cacheDir(), 'kernels', id);
   const stamp = path.join(dir, 'stamp.json');
+  const version = a === 'amd64' ? STAMP_VERSION : STAMP_VERSION_CROSS;
   let info;
   try {
     info = JSON.parse(await fs.readFile(stamp, 'utf8'));
-    if (info.stampVersion !== STAMP_VERSION || !existsSync(path.join(dir, 'root'))) info = undefined;
+    if (info.stampVersion !== version || !existsSync(path.join(dir, 'root'))) info = undefined;
   } catch { /* not there yet */ }
   if (!info) {
     await fs.mkdir(dir, { recursive: true });
-    const got = await fetchAndUnpack(name, dir);
-    info = { stampVersion: STAMP_VERSION, ...got };
+    const got = await fetchAndUnpack(short, dir, a);
+    info = { stampVersion: version, ...got };
     await fs.writeFile(stamp, JSON.stringify(info, null, 2) + '\n');
   }
   const root = path.join(dir, 'root');
   const config = path.join(root, 'boot', `config-${info.kver}`);
+  const vmlinuz = path.join(root, 'boot', `vmlinuz-${info.kver}`);
   return {
-    name,
-    label: KERNELS[name].label,
+    name: short,
+    id,
+    arch: a,
+    label: a === 'amd64' ? KERNELS[short].label : `${KERNELS[short].label} ${a}`,
     kver: info.kver,
     root,
-    vmlinuz: path.join(root, 'boot', `vmlinuz-${info.kver}`),
+    vmlinuz,
+    image: a === 'arm64' && existsSync(path.join(root, 'boot', `Image-${info.kver}`)) ? path.join(root, 'boot', `Image-${info.kver}`) : vmlinuz,
     modulesDir: path.join(root, 'lib', 'modules', info.kver),
     headersDir: path.join(root, 'usr', 'src', `linux-headers-${info.kver}`),
     config,
@@ -291,23 +390,92 @@ export async function ensureKernel(name) {
   };
 }
 
+/** What an arm64 image runs besides Node: Debian's busybox and kmod, and the C libraries. */
+export const USERLAND_PACKAGES = ['busybox', 'kmod', 'libc6', 'libstdc++6', 'libgcc-s1'];
+const USERLAND_VERSION = 1;
+
+/** This machine's Debian codename (the suite whose busybox and kmod the amd64 image carries). */
+export function hostCodename() {
+  const osRelease = existsSync('/etc/os-release') ? readFileSync('/etc/os-release', 'utf8') : '';
+  return osRelease.match(/^VERSION_CODENAME=(\w+)/m)?.[1] ?? 'bookworm';
+}
+
+/**
+ * Every package an empty system of the apt state's architecture needs to install `pkgs`
+ * (apt's own plan, without recommends).
+ */
+export async function installClosure(apt, pkgs) {
+  const { stdout } = await run('apt-get', [...apt.opts, '-s', '-qq', '--no-install-recommends', 'install', ...pkgs], { maxBuffer: 64 << 20 });
+  return [...stdout.matchAll(/^Inst (\S+)/gm)].map((m) => m[1]);
+}
+
+/**
+ * Fetch (once) another architecture's userland for an image: Debian's `busybox` (the dynamic one,
+ * whose shell honours PATH), Debian's kmod, libc6 and libstdc++6 (what Node needs), with their
+ * dependencies, unpacked into one tree. Same suite as this machine's own busybox and kmod, so
+ * both architectures compare against the same kmod release.
+ * @param {string} arch e.g. 'arm64'
+ * @returns {Promise<{ root: string, arch: string, codename: string, busybox: string, kmod: string, packages: string[] }>}
+ * @throws {Error} when apt cannot resolve or download the packages.
+ * @example const u = await ensureUserland('arm64'); // u.busybox: <cache>/userland/bookworm-arm64/root/bin/busybox
+ */
+export async function ensureUserland(arch) {
+  const a = archOf(arch).name;
+  const codename = hostCodename();
+  const dir = path.join(cacheDir(), 'userland', `${codename}-${a}`);
+  const root = path.join(dir, 'root');
+  const stamp = path.join(dir, 'stamp.json');
+  let info;
+  try {
+    info = JSON.parse(await fs.readFile(stamp, 'utf8'));
+    if (info.version !== USERLAND_VERSION || !existsSync(root)) info = undefined;
+  } catch { /* not there yet */ }
+  if (!info) {
+    const apt = await privateApt(codename, a);
+    await apt.ensureLists();
+    let pkgs;
+    try {
+      pkgs = await installClosure(apt, USERLAND_PACKAGES);
+    } catch {
+      await apt.update();
+      pkgs = await installClosure(apt, USERLAND_PACKAGES);
+    }
+    const tmp = `${root}.tmp-${process.pid}`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmp);
+    await fs.rm(root, { recursive: true, force: true });
+    await fs.rename(tmp, root);
+    info = { version: USERLAND_VERSION, packages: pkgs };
+    await fs.writeFile(stamp, JSON.stringify(info, null, 2) + '\n');
+  }
+  const find = (...cands) => cands.map((p) => path.join(root, p)).find((p) => existsSync(p));
+  const busybox = find('bin/busybox', 'usr/bin/busybox');
+  const kmod = find('bin/kmod', 'usr/bin/kmod');
+  if (!busybox || !kmod) throw new Error(`${codename} ${a}: busybox or kmod missing from ${root}`);
+  return { root, arch: a, codename, busybox, kmod, packages: info.packages };
+}
+
 async function main(argv) {
   const json = argv.includes('--json');
-  const which = argv.filter((a) => !a.startsWith('-'));
   if (argv.includes('-h') || argv.includes('--help')) {
-    process.stdout.write('usage: node scripts/kernels.mjs [d12|d13|all] [--json]\n');
+    process.stdout.write('usage: node scripts/kernels.mjs [d12|d13|all] [--arch amd64|arm64] [--json]\n');
     return 0;
   }
+  const ai = argv.indexOf('--arch');
+  const arch = ai >= 0 ? archOf(argv[ai + 1]).name : 'amd64';
+  const which = argv.filter((a, i) => !a.startsWith('-') && !(ai >= 0 && i === ai + 1));
   const names = which.length === 0 || which.includes('all') ? Object.keys(KERNELS) : which;
   const out = [];
-  for (const n of names) out.push(await ensureKernel(n));
+  for (const n of names) out.push(await ensureKernel(n, arch));
+  if (arch !== HOST_ARCH) out.userland = await ensureUserland(arch);
   if (json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   else {
     for (const k of out) {
-      process.stdout.write(`${k.name} (${k.label}) ${k.kver}\n` +
-        `  vmlinuz     ${k.vmlinuz}\n  modules     ${k.modulesDir}\n  headers     ${k.headersDir}\n` +
+      process.stdout.write(`${k.id} (${k.label}) ${k.kver}\n` +
+        `  vmlinuz     ${k.vmlinuz}\n${k.image !== k.vmlinuz ? `  image       ${k.image}\n` : ''}  modules     ${k.modulesDir}\n  headers     ${k.headersDir}\n` +
         `  compression ${k.compression} (in-kernel decompression: ${k.decompressInKernel ? 'yes' : 'no'})\n`);
     }
+    if (out.userland) process.stdout.write(`userland ${out.userland.codename} ${arch}: ${out.userland.root} (${out.userland.packages.length} packages)\n`);
   }
   return 0;
 }
