@@ -94,7 +94,7 @@ async function run(ctx: AppletContext): Promise<number> {
 /** The error lines for a failed load, kmod's wording where users depend on it. */
 function describe(file: string, err: unknown): string[] {
   const insert = (why: string) => `could not insert module ${file}: ${why}`;
-  if (err instanceof SyscallError) return [insert(reason(err.errno))];
+  if (err instanceof SyscallError) return [insert(err.why ?? reason(err.errno))];
   if (err instanceof UsageError) return [err.message];
   if (!(err instanceof ModuleFileError)) throw err;
   switch (err.kind) {

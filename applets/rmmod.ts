@@ -53,7 +53,7 @@ async function run(ctx: AppletContext): Promise<number> {
       say.info(`removed ${name}`);
     } catch (err) {
       if (err instanceof ModuleStateError) say.error(STATE_MESSAGES[err.kind](err));
-      else if (err instanceof SyscallError) say.error(`could not remove module ${arg}: ${strerror(err.errno)}`);
+      else if (err instanceof SyscallError) say.error(`could not remove module ${arg}: ${err.why ?? strerror(err.errno)}`);
       else throw err;
       status = 1;
     }

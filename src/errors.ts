@@ -16,9 +16,11 @@ export class SyscallError extends Error {
   /**
    * @param syscall the call that failed (`init_module`, `finit_module`, `delete_module`, `mmap`)
    * @param errno the errno it returned
+   * @param why what to say instead of errno's text, when kmod-ts itself refused the call (an
+   *   architecture whose syscall numbers it does not know)
    */
-  constructor(readonly syscall: string, readonly errno: number) {
-    super(`${syscall}: ${strerror(errno)}`);
+  constructor(readonly syscall: string, readonly errno: number, readonly why?: string) {
+    super(`${syscall}: ${why ?? strerror(errno)}`);
     this.name = 'SyscallError';
     this.code = errnoName(errno);
   }

@@ -4,7 +4,8 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SyscallError } from '../src/errors.js';
 import { nativeSyscalls, syscallNumbers } from '../src/kernel/syscalls.js';
-import { tempDir } from './helpers/modules.js';
+import { fixtureModule, tempDir } from './helpers/modules.js';
+import { runMain } from './helpers/run.js';
 
 describe('syscall numbers come from the kernel tables', () => {
   const cases: [string, number, number, number][] = [
@@ -17,10 +18,23 @@ describe('syscall numbers come from the kernel tables', () => {
   }
   for (const arch of ['ia32', 'arm', 'ppc64', 's390x', 'loong64', 'mips']) {
     it(`${arch} is refused, not guessed`, () => {
-      assert.throws(() => syscallNumbers(arch), (e: unknown) => e instanceof SyscallError && e.code === 'ENOSYS');
+      assert.throws(() => syscallNumbers(arch), (e: unknown) => e instanceof SyscallError && e.code === 'ENOSYS' &&
+        e.why === `kmod-ts does not know the module syscall numbers of architecture ${arch} (it knows x64, arm64, riscv64)`);
       assert.throws(() => nativeSyscalls(arch).deleteModule('x', 0), SyscallError);
     });
   }
+});
+
+describe('an architecture without known syscall numbers', () => {
+  it('insmod and rmmod say so in one line', async () => {
+    const file = join(tempDir(), 'm.ko');
+    writeFileSync(file, fixtureModule());
+    const why = 'kmod-ts does not know the module syscall numbers of architecture s390x (it knows x64, arm64, riscv64)';
+    const ins = await runMain(['insmod', file], { sys: nativeSyscalls('s390x') });
+    assert.deepEqual([ins.status, ins.stdout, ins.stderr], [1, '', `insmod: ERROR: could not insert module ${file}: ${why}\n`]);
+    const rm = await runMain(['rmmod', '-f', 'm'], { sys: nativeSyscalls('s390x') });
+    assert.deepEqual([rm.status, rm.stdout, rm.stderr], [1, '', `rmmod: ERROR: could not remove module m: ${why}\n`]);
+  });
 });
 
 describe('mmap through the FFI', () => {

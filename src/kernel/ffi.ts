@@ -33,12 +33,13 @@ export interface NativeLibrary {
 /**
  * Open a shared library (`dlopen`) for calls through the FFI.
  *
- * @param file the library's path (or a soname such as `libc.so.6`)
+ * @param file the library's path (or a soname such as `libz.so.1`); `null`: the running process's
+ *   own symbols (the executable and every library already loaded, libc among them)
  * @returns the library, whose functions are bound with `func`
  * @throws {Error} the FFI cannot be loaded or the library cannot be opened
  * @example loadNativeLibrary('/usr/lib/x86_64-linux-gnu/liblzma.so.5').func('const char *lzma_version_string(void)')()
  */
-export function loadNativeLibrary(file: string): NativeLibrary {
+export function loadNativeLibrary(file: string | null): NativeLibrary {
   const lib = koffi().load(file);
   return {
     func: (prototype) => lib.func(prototype),

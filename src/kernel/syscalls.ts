@@ -2,7 +2,8 @@
  * The system-call layer: the module syscalls, mmap and syslog, through the FFI (ffi.ts).
  *
  * glibc has no wrappers for the module syscalls, so they go through `syscall(2)` with the
- * architecture's numbers from the kernel's syscall tables. libc is bound on the first call, so
+ * architecture's numbers from the kernel's syscall tables. libc (whichever the running Node uses:
+ * glibc or musl) is bound on the first call, so
  * `lsmod` never pays for the FFI.
  *
  * @module
@@ -61,12 +62,16 @@ export const SYSCALL_NUMBERS: Readonly<Record<string, { init: number; delete: nu
  * The syscall numbers for an architecture as Node names it (`process.arch`).
  * @param arch `x64`, `arm64` or `riscv64`
  * @returns the numbers
- * @throws {SyscallError} ENOSYS for any other architecture: a guessed number could call anything
+ * @throws {SyscallError} ENOSYS for any other architecture (a guessed number could call anything),
+ *   its `why` one line naming the architecture
  * @example syscallNumbers('x64').finit // 313
  */
 export function syscallNumbers(arch: string = process.arch): { init: number; delete: number; finit: number } {
   const n = SYSCALL_NUMBERS[arch];
-  if (!n) throw new SyscallError(`syscall numbers for architecture ${arch}`, Errno.ENOSYS);
+  if (!n) {
+    throw new SyscallError('syscall', Errno.ENOSYS,
+      `kmod-ts does not know the module syscall numbers of architecture ${arch} (it knows ${Object.keys(SYSCALL_NUMBERS).join(', ')})`);
+  }
   return n;
 }
 
@@ -83,7 +88,9 @@ let native: Native | undefined;
 
 function load(): Native {
   if (native) return native;
-  const libc = loadNativeLibrary('libc.so.6');
+  // libc as the running process already has it (dlopen's default scope), not by soname: glibc's
+  // libc.so.6 and musl's libc.so (Alpine, Buildroot musl images) alike.
+  const libc = loadNativeLibrary(null);
   native = {
     syscall: libc.func('long syscall(long number, ...)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
