@@ -12,6 +12,7 @@ import { VERSION, versionText } from './version.js';
 
 /** The applets, sorted by name; each loaded only when run (its module has no side effects). */
 export const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
+  depmod: async () => (await import('../../applets/depmod.js')).default,
   insmod: async () => (await import('../../applets/insmod.js')).default,
   lsmod: async () => (await import('../../applets/lsmod.js')).default,
   modinfo: async () => (await import('../../applets/modinfo.js')).default,
