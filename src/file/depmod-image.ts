@@ -60,7 +60,7 @@ export function readDepmodImage(file: string, opts: { maxSize?: number } = {}): 
       try {
         image = decompressSync(format, whole.subarray(0, got), { maxSize: opts.maxSize });
       } catch (e) {
-        if (e instanceof DecompressError) return { errno: Errno.EINVAL, codecMessage: `${e.format}: ${e.message}` };
+        if (e instanceof DecompressError) return { errno: Errno.EINVAL, codecMessage: `${e.format}: ${libkmodWords(e)}` };
         throw e;
       }
     }
@@ -75,6 +75,16 @@ export function readDepmodImage(file: string, opts: { maxSize?: number } = {}): 
     if (e instanceof ElfSymbolsError) return { errno: e.errno };
     throw e;
   }
+}
+
+/**
+ * libkmod's words for a decompression failure: xz's are already kmod's; zstd's one-shot decoder
+ * reports ZSTD_getErrorName (a truncated frame is "Src size is incorrect").
+ */
+function libkmodWords(e: DecompressError): string {
+  if (e.format !== 'zstd') return e.message;
+  if (e.kind === 'truncated') return 'Src size is incorrect';
+  return e.message.replace(/^Decoding error \(\d+\) : /, '');
 }
 
 function errnoOf(e: unknown): number {

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { closeSync, mkdirSync, openSync, opendirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, type Dirent } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, opendirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, type Dirent } from 'node:fs';
 import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
@@ -338,7 +338,10 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
       if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
       msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(fail.errno)}\n`);
       // libkmod opens the file again for the .modinfo and for the needed symbols
-      if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n${fail.codecMessage}\n`);
+      if (fail.codecMessage) {
+        msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+        msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+      }
       continue;
     }
     const ok = p as DepmodParts;
@@ -908,7 +911,7 @@ function loadSymvers(file: string, add: (name: string, skipped: boolean, crc: bi
     // strtoull(ver, &end, 16) must consume the whole token
     const m = /^\s*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]*)/.exec(ver)!;
     if (m[0].length !== ver.length || m[2] === '') {
-      msg(LOG_LEVEL.err, `${file}:${linenum} Invalid symbol version ${ver}: Success\n`);
+      msg(LOG_LEVEL.err, `${file}:${linenum} Invalid symbol version ${ver}: ${leftoverErrno()}\n`);
       continue;
     }
     let crc = BigInt(`0x${m[2]}`);
@@ -916,6 +919,15 @@ function loadSymvers(file: string, add: (name: string, skipped: boolean, crc: bi
     else if (m[1] === '-') crc = (0x10000000000000000n - crc) & 0xffffffffffffffffn;
     add(sym, false, crc, undefined);
   }
+}
+
+/**
+ * kmod prints this error with `%m` although nothing failed: errno is whatever an earlier call
+ * left, in practice kmod_new's open of /sys/module/compression (absent on kernels without
+ * module decompression, and in containers).
+ */
+function leftoverErrno(): string {
+  return existsSync('/sys/module/compression') ? 'Success' : strerror(Errno.ENOENT);
 }
 
 /** `depmod_load_system_map`: `ADDR TYPE __ksymtab_SYMBOL` lines of System.map. */
