@@ -8,28 +8,29 @@ import { HELP, parseOptions, VERSION, type AppletSpec } from '../src/cli/options
 import { versionText } from '../src/cli/version.js';
 import { depmod, DepmodError, DEPMOD_TEXT_FILES, isVersionNumber, type DepmodMessage, type DepmodOptions } from '../src/ops/depmod.js';
 
-/** kmod 34.2's depmod command line (`aAb:m:o:C:E:F:evnP:wVh`, in its usage order). */
+/** kmod 34.2's depmod command line (`aAb:m:o:C:E:F:evnP:wVh`). */
 export const spec = {
   name: 'depmod',
   summary: 'generate modules.dep and the module index files',
   usage: '-[aA] [options] [forced_version]',
+  // kmod's cmdopts order (glibc lists ambiguous prefixes in it); -h prints kmod's own text
   options: [
     { key: 'all', short: 'a', long: 'all', help: 'Probe all modules' },
     { key: 'quick', short: 'A', long: 'quick', help: "Only does the work if there's a new module" },
-    { key: 'errsyms', short: 'e', long: 'errsyms', help: 'Report not supplied symbols' },
-    { key: 'show', short: 'n', long: 'show', help: 'Write the dependency file on stdout only' },
-    { key: 'show', long: 'dry-run', help: 'Write the dependency file on stdout only' },
-    { key: 'symbolPrefix', short: 'P', long: 'symbol-prefix', arg: 'CHAR', help: 'Architecture symbol prefix' },
-    { key: 'config', short: 'C', long: 'config', arg: 'PATH', repeat: 'array', help: 'Read configuration from PATH' },
-    { key: 'verbose', short: 'v', long: 'verbose', repeat: 'count', help: 'Enable verbose mode' },
-    { key: 'warn', short: 'w', long: 'warn', help: 'Warn on duplicates' },
-    VERSION,
-    HELP,
     { key: 'basedir', short: 'b', long: 'basedir', arg: 'DIR', help: 'Root path (default: /).' },
     { key: 'moduledir', short: 'm', long: 'moduledir', arg: 'DIR', help: 'Module directory (default: /lib/modules).' },
     { key: 'outdir', short: 'o', long: 'outdir', arg: 'DIR', help: 'Output root path (default: same as <basedir>).' },
-    { key: 'filesyms', short: 'F', long: 'filesyms', arg: 'FILE', help: 'Use the file instead of the\ncurrent kernel symbols.' },
+    { key: 'config', short: 'C', long: 'config', arg: 'PATH', repeat: 'array', help: 'Read configuration from PATH' },
     { key: 'symvers', short: 'E', long: 'symvers', arg: 'FILE', help: 'Use Module.symvers file to check\nsymbol versions.' },
+    { key: 'filesyms', short: 'F', long: 'filesyms', arg: 'FILE', help: 'Use the file instead of the\ncurrent kernel symbols.' },
+    { key: 'errsyms', short: 'e', long: 'errsyms', help: 'Report not supplied symbols' },
+    { key: 'verbose', short: 'v', long: 'verbose', repeat: 'count', help: 'Enable verbose mode' },
+    { key: 'show', short: 'n', long: 'show', help: 'Write the dependency file on stdout only' },
+    { key: 'show', long: 'dry-run', help: 'Write the dependency file on stdout only' },
+    { key: 'symbolPrefix', short: 'P', long: 'symbol-prefix', arg: 'CHAR', help: 'Architecture symbol prefix' },
+    { key: 'warn', short: 'w', long: 'warn', help: 'Warn on duplicates' },
+    VERSION,
+    HELP,
   ],
 } as const satisfies AppletSpec;
 
