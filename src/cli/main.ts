@@ -16,6 +16,7 @@ export const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
   insmod: async () => (await import('../../applets/insmod.js')).default,
   lsmod: async () => (await import('../../applets/lsmod.js')).default,
   modinfo: async () => (await import('../../applets/modinfo.js')).default,
+  modprobe: async () => (await import('../../applets/modprobe.js')).default,
   rmmod: async () => (await import('../../applets/rmmod.js')).default,
 };
 

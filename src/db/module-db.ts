@@ -135,9 +135,10 @@ interface AliasEntry {
  * idx.modulePath('dummy'); // '/lib/modules/6.1.0-18-amd64/kernel/drivers/net/dummy.ko'
  */
 export class ModuleIndex {
+  /** module name → its modules.dep line */
   #dep: Map<string, string> | undefined;
   #aliases: AliasTrie | undefined;
-  #symbols: Map<string, AliasEntry[]> | undefined;
+  #symbols: AliasTrie | undefined;
   #builtin: Set<string> | undefined;
   #builtinModinfo: Map<string, Array<[string, string]>> | null | undefined;
   #builtinAliases: AliasTrie | undefined;
@@ -159,17 +160,43 @@ export class ModuleIndex {
    * @returns the path, or undefined when modules.dep does not list it
    */
   modulePath(name: string): string | undefined {
+    const line = this.depLine(name);
+    if (line === undefined) return undefined;
+    const file = line.slice(0, line.indexOf(':'));
+    return file.startsWith('/') ? file : `${this.dir}/${file}`;
+  }
+
+  /**
+   * A module's modules.dep line as written (`kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko`),
+   * which is also the value `modules.dep.bin` holds for its name.
+   * @param name a normalized module name
+   * @returns the line, or undefined when modules.dep does not list the module
+   * @example idx.depLine('vfat') // 'kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko'
+   */
+  depLine(name: string): string | undefined {
     if (this.#dep === undefined) {
       this.#dep = new Map();
       for (const line of (this.#read('modules.dep') ?? '').split('\n')) {
         const colon = line.indexOf(':');
         if (colon <= 0) continue;
-        const file = line.slice(0, colon);
-        const mod = pathToModname(file);
-        if (mod !== undefined && !this.#dep.has(mod)) this.#dep.set(mod, file.startsWith('/') ? file : `${this.dir}/${file}`);
+        const mod = pathToModname(line.slice(0, colon));
+        if (mod !== undefined && !this.#dep.has(mod)) this.#dep.set(mod, line);
       }
     }
     return this.#dep.get(name);
+  }
+
+  /**
+   * The `alias KEY VALUE` lines of an alias-style index as kmod's `-c` dumps its `.bin`: keys in
+   * byte order, each key's values by priority (depmod's module order).
+   * @param file `modules.alias` or `modules.symbols`
+   * @returns the lines, without newlines
+   * @example idx.dumpIndex('modules.alias')[0] // 'alias acpi*:ACPI0001:* acpi_...'
+   */
+  dumpIndex(file: 'modules.alias' | 'modules.symbols'): string[] {
+    const entries = this.#parseAliasFile(file, 'alias ');
+    entries.sort((a, b) => (a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : a.rank - b.rank || b.order - a.order));
+    return entries.map((e) => `alias ${e.pattern} ${e.module}`);
   }
 
   /**
@@ -252,17 +279,8 @@ export class ModuleIndex {
    * @param key e.g. `symbol:printk`
    */
   lookupSymbol(key: string): string[] {
-    if (this.#symbols === undefined) {
-      this.#symbols = new Map();
-      for (const e of this.#parseAliasFile('modules.symbols', 'alias ')) {
-        const l = this.#symbols.get(e.pattern);
-        if (l) l.push(e);
-        else this.#symbols.set(e.pattern, [e]);
-      }
-    }
-    // symbols are plain keys in practice; fall back to a wildcard scan when the key has none
-    const exact = this.#symbols.get(key);
-    return exact ? [...exact].sort((a, b) => a.rank - b.rank).map((e) => e.module) : [];
+    if (this.#symbols === undefined) this.#symbols = trieOf(this.#parseAliasFile('modules.symbols', 'alias '));
+    return this.#symbols.search(key).map((e) => e.module);
   }
 
   /**
