@@ -14,6 +14,7 @@ import { joinModuleArgs } from '../src/ops/params.js';
 import {
   BLACKLISTED,
   ModprobeContext,
+  shellRunner,
   type ProbeAction,
   type ProbeEvent,
   type ProbeFlags,
@@ -455,7 +456,6 @@ async function run(ctx: AppletContext): Promise<number> {
       onEvent: (e) => write(e.level === 'fatal' ? logPriority : e.level === 'info' ? LOG_INFO : LOG_ERR, eventText(e)),
       insert: moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env }),
     };
-    const { shellRunner } = await import('../src/ops/probe.js');
     mp.hooks.runCommand = shellRunner(childEnv);
 
     const flags: ProbeFlags = {

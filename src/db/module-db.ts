@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { IndexTrie } from './index-trie.js';
 
 /**
  * kmod's `modname_normalize`: cut at the first `.`, `-` → `_`.
@@ -143,8 +144,32 @@ export class ModuleIndex {
   #builtinModinfo: Map<string, Array<[string, string]>> | null | undefined;
   #builtinAliases: AliasTrie | undefined;
 
-  /** @param dir the modules directory, e.g. `/lib/modules/$(uname -r)` */
-  constructor(readonly dir: string) {}
+  /** the `.bin` indexes read so far (null: missing or unreadable, the text file is used) */
+  #bins = new Map<string, IndexTrie | null>();
+
+  /**
+   * @param dir the modules directory, e.g. `/lib/modules/$(uname -r)`
+   * @param opts `bin`: look up through depmod's `.bin` indexes as kmod does (read lazily, a
+   *   node when first visited), each falling back to its text file when missing (kmod then fails)
+   */
+  constructor(
+    readonly dir: string,
+    readonly opts: { bin?: boolean } = {},
+  ) {}
+
+  #bin(file: string): IndexTrie | undefined {
+    if (!this.opts.bin) return undefined;
+    let t = this.#bins.get(file);
+    if (t === undefined) {
+      try {
+        t = IndexTrie.read(path.join(this.dir, `${file}.bin`));
+      } catch {
+        t = null;
+      }
+      this.#bins.set(file, t);
+    }
+    return t ?? undefined;
+  }
 
   #read(name: string, encoding: 'utf8' | 'latin1' = 'utf8'): string | undefined {
     try {
@@ -174,6 +199,8 @@ export class ModuleIndex {
    * @example idx.depLine('vfat') // 'kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko'
    */
   depLine(name: string): string | undefined {
+    const bin = this.#bin('modules.dep');
+    if (bin) return bin.lookup(name);
     if (this.#dep === undefined) {
       this.#dep = new Map();
       for (const line of (this.#read('modules.dep') ?? '').split('\n')) {
@@ -194,6 +221,8 @@ export class ModuleIndex {
    * @example idx.dumpIndex('modules.alias')[0] // 'alias acpi*:ACPI0001:* acpi_...'
    */
   dumpIndex(file: 'modules.alias' | 'modules.symbols'): string[] {
+    const bin = this.#bin(file);
+    if (bin) return Array.from(bin.entries(), ([k, v]) => `alias ${k} ${v}`);
     const entries = this.#parseAliasFile(file, 'alias ');
     entries.sort((a, b) => (a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : a.rank - b.rank || b.order - a.order));
     return entries.map((e) => `alias ${e.pattern} ${e.module}`);
@@ -204,6 +233,8 @@ export class ModuleIndex {
    * @param name a normalized module name
    */
   isBuiltin(name: string): boolean {
+    const bin = this.#bin('modules.builtin');
+    if (bin) return bin.lookup(name) !== undefined;
     if (this.#builtin === undefined) {
       this.#builtin = new Set();
       for (const line of (this.#read('modules.builtin') ?? '').split('\n')) {
@@ -270,6 +301,8 @@ export class ModuleIndex {
    * @param alias a normalized alias
    */
   lookupAlias(alias: string): string[] {
+    const bin = this.#bin('modules.alias');
+    if (bin) return bin.searchWild(alias).map((v) => v.value);
     if (this.#aliases === undefined) this.#aliases = trieOf(this.#parseAliasFile('modules.alias', 'alias '));
     return this.#aliases.search(alias).map((e) => e.module);
   }
@@ -279,6 +312,8 @@ export class ModuleIndex {
    * @param key e.g. `symbol:printk`
    */
   lookupSymbol(key: string): string[] {
+    const bin = this.#bin('modules.symbols');
+    if (bin) return bin.searchWild(key).map((v) => v.value);
     if (this.#symbols === undefined) this.#symbols = trieOf(this.#parseAliasFile('modules.symbols', 'alias '));
     return this.#symbols.search(key).map((e) => e.module);
   }
@@ -288,6 +323,8 @@ export class ModuleIndex {
    * @param alias a normalized alias
    */
   lookupBuiltinAlias(alias: string): string[] {
+    const bin = this.#bin('modules.builtin.alias');
+    if (bin) return bin.searchWild(alias).map((v) => v.value);
     if (this.#builtinAliases === undefined) this.#loadBuiltinModinfo();
     return this.#builtinAliases!.search(alias).map((e) => e.module);
   }

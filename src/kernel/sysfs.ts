@@ -91,6 +91,17 @@ export function readModuleSysfs(name: string, root = '/'): ModuleSysfs {
 }
 
 /**
+ * A module's `initstate` alone (modprobe asks it of every module it considers).
+ * @param name the module name (underscores)
+ * @param root system root (default `/`)
+ * @returns `live`, `coming`, `going`, or undefined when the file is absent
+ * @example readModuleInitstate('fat') // 'live'
+ */
+export function readModuleInitstate(name: string, root = '/'): string | undefined {
+  return readTrimmed(`${moduleDir(name, root)}/initstate`);
+}
+
+/**
  * What lsmod shows of a module: its size, use count and holders (no initstate).
  * @param name the module name (underscores)
  * @param root system root (default `/`)

@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errno } from '../kernel/errno.js';
 import { aliasNormalize, fnmatch, ModuleIndex, modnameNormalize, pathToModname } from '../db/module-db.js';
-import { readdirInOrder, readModuleSysfs } from '../kernel/sysfs.js';
+import { readdirInOrder, readModuleInitstate, readModuleSysfs } from '../kernel/sysfs.js';
 import { O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/syscalls.js';
 import type { ModprobeConfig } from '../db/modprobe-config.js';
 
@@ -137,6 +137,8 @@ export const BLACKLISTED = 0x10000;
 /** The default command runner: `system(cmd)` with `MODPROBE_MODULE` set. */
 export function shellRunner(env: Readonly<Record<string, string | undefined>> = process.env): CommandRunner {
   return (command, module) => {
+    // loaded on first use: node:child_process and the streams under it cost a dry run ~10 ms
+    const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     const r = spawnSync('/bin/sh', ['-c', command], { stdio: 'inherit', env: { ...env, MODPROBE_MODULE: module } });
     if (r.error) return -(errnoOf(r.error) ?? Errno.ENOENT);
     // system() of a command killed by a signal has WEXITSTATUS 0
@@ -167,7 +169,7 @@ export class ModprobeContext {
 
   constructor(opts: ModprobeContextOptions) {
     this.dirname = opts.dirname;
-    this.index = opts.index ?? new ModuleIndex(opts.dirname);
+    this.index = opts.index ?? new ModuleIndex(opts.dirname, { bin: true });
     this.config = opts.config;
     this.root = opts.root ?? '/';
     this.sys = opts.sys;
@@ -203,10 +205,13 @@ export class ModprobeContext {
    */
   fromPath(path: string): ProbeModule | number {
     const abs = path.startsWith('/') ? path : `${process.cwd()}/${path}`;
-    try {
-      statSync(abs);
-    } catch (e) {
-      return -(errnoOf(e) ?? Errno.ENOENT);
+    // existsSync is access(2), without a Stats object: the common case; stat for the errno
+    if (!existsSync(abs)) {
+      try {
+        statSync(abs);
+      } catch (e) {
+        return -(errnoOf(e) ?? Errno.ENOENT);
+      }
     }
     const name = pathToModname(path);
     if (name === undefined) return -Errno.ENOENT;
@@ -282,15 +287,11 @@ export class ModprobeContext {
   /** `kmod_module_get_initstate`: `builtin`, `live`, `coming`, `going`, or undefined (not loaded). */
   initstate(m: ProbeModule): 'builtin' | 'live' | 'coming' | 'going' | undefined {
     if (this.isBuiltin(m)) return 'builtin';
-    const s = readModuleSysfs(m.name, this.root).initstate;
+    const s = readModuleInitstate(m.name, this.root);
     if (s === 'live' || s === 'coming' || s === 'going') return s;
     if (s !== undefined) return undefined;
     // a directory without initstate: a module still coming (kmod's reading)
-    try {
-      return statSync(join(this.root, 'sys/module', m.name)).isDirectory() ? 'coming' : undefined;
-    } catch {
-      return undefined;
-    }
+    return statSync(join(this.root, 'sys/module', m.name), { throwIfNoEntry: false })?.isDirectory() ? 'coming' : undefined;
   }
 
   #inKernel(m: ProbeModule): boolean {
