@@ -78,7 +78,13 @@ describe('the multi-call binary as a process', () => {
   });
 
   it('--list prints the applets one per line', () => {
-    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'depmod\ninsmod\nlsmod\nmodinfo\nrmmod\n', stderr: '' });
+    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'depmod
+insmod
+lsmod
+modinfo
+modprobe
+rmmod
+', stderr: '' });
   });
 
   for (const applet of ['', 'insmod', 'rmmod', 'lsmod', 'modinfo']) {
@@ -111,7 +117,7 @@ describe('kmod-ts --install', () => {
       const r = await runMain([BIN, '--install', dir]);
       assert.equal(r.status, 0, r.stderr);
     }
-    for (const n of ['insmod', 'lsmod', 'modinfo', 'rmmod']) {
+    for (const n of ['insmod', 'lsmod', 'modinfo', 'modprobe', 'rmmod']) {
       assert.equal(lstatSync(join(dir, n)).isSymbolicLink(), true);
       assert.equal(readlinkSync(join(dir, n)), BIN);
     }
