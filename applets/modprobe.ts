@@ -7,8 +7,9 @@
  */
 import { release } from 'node:os';
 import type { Applet, AppletContext } from '../src/cli/applet.js';
+import { HELP, parseOptions, VERSION, type AppletSpec } from '../src/cli/options.js';
+import { versionText } from '../src/cli/version.js';
 import { strerror } from '../src/kernel/errno.js';
-import { VERSION, FEATURES } from '../src/cli/version.js';
 import { readModprobeConfig, softdepText, type ConfigDiagnostic } from '../src/db/modprobe-config.js';
 import { joinModuleArgs } from '../src/ops/params.js';
 import {
@@ -22,7 +23,7 @@ import {
 } from '../src/ops/probe.js';
 import { runJobs, moduleInserter } from '../src/ops/probe-run.js';
 
-const HELP = `Usage:
+const HELP_TEXT = `Usage:
 \tPROG [options] [-i] [-b] modulename
 \tPROG [options] -a [-i] [-b] modulename [modulename...]
 \tPROG [options] -r [-i] modulename
@@ -73,114 +74,45 @@ General Options:
 \t-h, --help                  show this help
 `;
 
-/** One option: GNU getopt_long's view (kmod's `cmdopts`). */
-interface Opt {
-  readonly key: string;
-  readonly short?: string;
-  readonly long: readonly string[];
-  readonly arg?: string;
-  readonly help: string;
-}
-
-/** modprobe's options, kmod's short string `arw:RibfDcnC:d:S:sqvVh` plus `-j`. */
-const OPTIONS: readonly Opt[] = [
-  { key: 'all', short: 'a', long: ['all'], help: 'every argument is a module' },
-  { key: 'remove', short: 'r', long: ['remove'], help: 'remove modules' },
-  { key: 'removeHolders', long: ['remove-dependencies', 'remove-holders'], help: 'also remove holders' },
-  { key: 'wait', short: 'w', long: ['wait'], arg: 'MSEC', help: 'with -r, wait up to MSEC for the module to become unused' },
-  { key: 'resolveAlias', short: 'R', long: ['resolve-alias'], help: 'print the resolved module names' },
-  { key: 'firstTime', long: ['first-time'], help: 'fail if already inserted or removed' },
-  { key: 'ignoreCommands', short: 'i', long: ['ignore-install', 'ignore-remove'], help: 'ignore install/remove commands' },
-  { key: 'useBlacklist', short: 'b', long: ['use-blacklist'], help: 'apply the blacklist to names too' },
-  { key: 'force', short: 'f', long: ['force'], help: 'force insertion or removal' },
-  { key: 'forceModversion', long: ['force-modversion'], help: "ignore the module's symbol versions" },
-  { key: 'forceVermagic', long: ['force-vermagic'], help: "ignore the module's vermagic" },
-  { key: 'showDepends', short: 'D', long: ['show-depends'], help: 'print what would be loaded' },
-  { key: 'showConfig', short: 'c', long: ['showconfig', 'show-config'], help: 'print the configuration' },
-  { key: 'showModversions', long: ['show-modversions', 'dump-modversions'], help: "print a module file's symbol versions" },
-  { key: 'showExports', long: ['show-exports'], help: "print a module file's exported symbols" },
-  { key: 'dryRun', short: 'n', long: ['dry-run', 'show'], help: 'do nothing' },
-  { key: 'config', short: 'C', long: ['config'], arg: 'FILE', help: 'configuration file or directory' },
-  { key: 'dirname', short: 'd', long: ['dirname'], arg: 'DIR', help: 'root for /lib/modules' },
-  { key: 'setVersion', short: 'S', long: ['set-version'], arg: 'VERSION', help: 'kernel version' },
-  { key: 'syslog', short: 's', long: ['syslog'], help: 'log to syslog' },
-  { key: 'quiet', short: 'q', long: ['quiet'], help: 'no messages' },
-  { key: 'verbose', short: 'v', long: ['verbose'], help: 'more messages' },
-  { key: 'version', short: 'V', long: ['version'], help: 'show version' },
-  { key: 'help', short: 'h', long: ['help'], help: 'show help' },
-  { key: 'jobs', short: 'j', long: ['jobs'], arg: 'N', help: 'kmod-ts: load N independent modules at a time' },
-];
-
-type Parsed = { key: string; value?: string } | { error: string };
-
-/**
- * glibc getopt_long with permutation: options are yielded in order, non-options collected into
- * `rest`; `--` ends the options. Errors carry glibc's words.
- */
-function* getopt(prog: string, args: readonly string[], rest: string[]): Generator<Parsed> {
-  const byShort = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short!, o]));
-  const longs = OPTIONS.flatMap((o) => o.long.map((name) => ({ name, o })));
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') {
-      rest.push(...args.slice(i + 1));
-      return;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = a.slice(2, eq === -1 ? undefined : eq);
-      let hit = longs.find((l) => l.name === name);
-      if (!hit) {
-        const cands = longs.filter((l) => l.name.startsWith(name));
-        const distinct = new Set(cands.map((c) => c.o));
-        if (cands.length === 0) {
-          yield { error: `${prog}: unrecognized option '${a}'` };
-          return;
-        }
-        if (distinct.size > 1) {
-          yield { error: `${prog}: option '${a.slice(0, eq === -1 ? undefined : eq)}' is ambiguous; possibilities:${cands.map((c) => ` '--${c.name}'`).join('')}` };
-          return;
-        }
-        hit = cands[0];
-      }
-      if (hit.o.arg === undefined) {
-        if (eq !== -1) {
-          yield { error: `${prog}: option '--${hit.name}' doesn't allow an argument` };
-          return;
-        }
-        yield { key: hit.o.key };
-      } else if (eq !== -1) yield { key: hit.o.key, value: a.slice(eq + 1) };
-      else if (i + 1 < args.length) yield { key: hit.o.key, value: args[++i] };
-      else {
-        yield { error: `${prog}: option '--${hit.name}' requires an argument` };
-        return;
-      }
-      continue;
-    }
-    if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const o = byShort.get(a[j]);
-        if (!o) {
-          yield { error: `${prog}: invalid option -- '${a[j]}'` };
-          return;
-        }
-        if (o.arg === undefined) {
-          yield { key: o.key };
-          continue;
-        }
-        if (j + 1 < a.length) yield { key: o.key, value: a.slice(j + 1) };
-        else if (i + 1 < args.length) yield { key: o.key, value: args[++i] };
-        else {
-          yield { error: `${prog}: option requires an argument -- '${a[j]}'` };
-          return;
-        }
-        break;
-      }
-      continue;
-    }
-    rest.push(a);
-  }
-}
+/** kmod 34.2's modprobe command line (`arw:RibfDcnC:d:S:sqvVh`, cmdopts order) plus `-j`. */
+export const spec = {
+  name: 'modprobe',
+  summary: 'load or remove modules with their dependencies',
+  usage: '[options] [-i] [-b] modulename',
+  options: [
+    { key: 'all', short: 'a', long: 'all', help: 'Consider every non-argument to be a module name to be inserted or removed (-r)' },
+    { key: 'remove', short: 'r', long: 'remove', help: 'Remove modules instead of inserting' },
+    { key: 'removeHolders', long: 'remove-dependencies', help: 'Deprecated: use --remove-holders' },
+    { key: 'removeHolders', long: 'remove-holders', help: 'Also remove module holders (use together with -r)' },
+    { key: 'wait', short: 'w', long: 'wait', arg: 'MSEC', help: "When removing a module, wait up to MSEC for module's refcount to become 0 so it can be removed (use together with -r)" },
+    { key: 'resolveAlias', short: 'R', long: 'resolve-alias', help: 'Only lookup and print alias and exit' },
+    { key: 'firstTime', long: 'first-time', help: 'Fail if module already inserted or removed' },
+    { key: 'ignoreCommands', short: 'i', long: 'ignore-install', help: 'Ignore install commands' },
+    { key: 'ignoreCommands', long: 'ignore-remove', help: 'Ignore remove commands' },
+    { key: 'useBlacklist', short: 'b', long: 'use-blacklist', help: 'Apply blacklist to resolved alias.' },
+    { key: 'force', short: 'f', long: 'force', help: 'Force module insertion or removal.' },
+    { key: 'forceModversion', long: 'force-modversion', help: "Ignore module's version" },
+    { key: 'forceVermagic', long: 'force-vermagic', help: "Ignore module's version magic" },
+    { key: 'showDepends', short: 'D', long: 'show-depends', help: 'Only print module dependencies and exit' },
+    { key: 'showConfig', short: 'c', long: 'showconfig', help: 'Print out known configuration and exit' },
+    { key: 'showConfig', long: 'show-config', help: 'Same as --showconfig' },
+    { key: 'showModversions', long: 'show-modversions', help: 'Dump module symbol version and exit' },
+    { key: 'showModversions', long: 'dump-modversions', help: 'Same as --show-modversions' },
+    { key: 'showExports', long: 'show-exports', help: 'Only print module exported symbol versions and exit' },
+    { key: 'dryRun', short: 'n', long: 'dry-run', help: 'Do not execute operations, just print out' },
+    { key: 'dryRun', long: 'show', help: 'Same as --dry-run' },
+    { key: 'config', short: 'C', long: 'config', arg: 'FILE', repeat: 'array', help: 'Use FILE instead of default search paths' },
+    { key: 'dirname', short: 'd', long: 'dirname', arg: 'DIR', help: 'Use DIR as filesystem root for /lib/modules' },
+    { key: 'setVersion', short: 'S', long: 'set-version', arg: 'VERSION', help: 'Use VERSION instead of `uname -r`' },
+    { key: 'syslog', short: 's', long: 'syslog', help: 'print to syslog, not stderr' },
+    { key: 'quiet', short: 'q', long: 'quiet', help: 'disable messages' },
+    { key: 'verbose', short: 'v', long: 'verbose', repeat: 'count', help: 'enables more messages' },
+    VERSION,
+    HELP,
+    { key: 'jobs', short: 'j', long: 'jobs', arg: 'N', help: 'kmod-ts extension: with -a, load up to N independent modules at a time (default 1)' },
+  ],
+  environment: [{ name: 'MODPROBE_OPTIONS', help: 'options put before the command line (kmod)' }],
+} as const satisfies AppletSpec;
 
 /**
  * kmod's `prepend_options_from_env`: MODPROBE_OPTIONS split on single spaces, a token that
@@ -361,76 +293,71 @@ async function run(ctx: AppletContext): Promise<number> {
 
   const envOptions = ctx.env.MODPROBE_OPTIONS;
   const argv = [...(envOptions !== undefined ? splitModprobeOptions(envOptions) : []), ...ctx.args];
-  const args: string[] = [];
+  const parsed = parseOptions(spec.options, argv);
+  switch (parsed.kind) {
+    case 'help':
+      ctx.stdout.write(HELP_TEXT.replaceAll('PROG', ctx.prog));
+      return 0;
+    case 'version':
+      ctx.stdout.write(versionText());
+      return 0;
+    case 'error':
+      ctx.stderr.write(`${ctx.prog}: ${parsed.message}\n`);
+      return 1;
+  }
+  const cl = parsed.options;
+  const args = parsed.operands;
   try {
-    for (const p of getopt(ctx.prog, argv, args)) {
-      if ('error' in p) {
-        ctx.stderr.write(`${p.error}\n`);
+    if (cl.all) logPriority = LOG_WARNING;
+    if (cl.wait !== undefined) {
+      // strtoul(optarg, &end, 0): decimal, 0x hex, 0 octal; anything left over is an error
+      const v = cl.wait;
+      const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(v);
+      if (!m) {
+        err(`unexpected wait value '${v}'.`);
         return 1;
       }
-      switch (p.key) {
-        case 'all':
-          logPriority = LOG_WARNING;
-          st.all = true;
-          break;
-        case 'wait': {
-          // strtoul(optarg, &end, 0): decimal, 0x hex, 0 octal; anything left over is an error
-          const v = p.value!;
-          const m = /^\s*[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(v);
-          if (v === '' || !m) {
-            err(`unexpected wait value '${v}'.`);
-            return 1;
-          }
-          st.waitMsec = Number.parseInt(m[1], m[1].startsWith('0x') || m[1].startsWith('0X') ? 16 : m[1].startsWith('0') && m[1].length > 1 ? 8 : 10);
-          if (v.trim().startsWith('-')) st.waitMsec = -st.waitMsec;
-          break;
-        }
-        case 'showDepends':
-          st.ignoreLoaded = true;
-          st.dryRun = true;
-          st.show = true;
-          break;
-        case 'config':
-          st.configs.push(p.value!);
-          st.exported.push('-C', p.value!);
-          break;
-        case 'dirname':
-          st.root = p.value!;
-          break;
-        case 'setVersion':
-          st.kversion = p.value!;
-          break;
-        case 'syslog':
-          st.exported.push('-s');
-          st.syslog = true;
-          break;
-        case 'quiet':
-          st.exported.push('-q');
-          st.verbose = LOG_EMERG;
-          break;
-        case 'verbose':
-          st.exported.push('-v');
-          st.verbose++;
-          break;
-        case 'version':
-          ctx.stdout.write(`kmod-ts version ${VERSION}\n${FEATURES}\n`);
-          return 0;
-        case 'help':
-          ctx.stdout.write(HELP.replaceAll('PROG', ctx.prog));
-          return 0;
-        case 'jobs': {
-          const n = Number(p.value);
-          if (!/^[1-9][0-9]*$/.test(p.value!) || !Number.isSafeInteger(n)) {
-            err(`unexpected jobs value '${p.value}'.`);
-            return 1;
-          }
-          st.jobs = n;
-          break;
-        }
-        default:
-          (st as unknown as Record<string, boolean>)[p.key] = true;
-      }
+      const digits = m[2];
+      const n = digits.startsWith('0x') || digits.startsWith('0X') ? Number.parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? Number.parseInt(digits, 8) : Number(digits);
+      st.waitMsec = m[1] === '-' ? -n : n;
     }
+    if (cl.jobs !== undefined) {
+      if (!/^[1-9][0-9]*$/.test(cl.jobs) || !Number.isSafeInteger(Number(cl.jobs))) {
+        err(`unexpected jobs value '${cl.jobs}'.`);
+        return 1;
+      }
+      st.jobs = Number(cl.jobs);
+    }
+    Object.assign(st, {
+      all: cl.all,
+      remove: cl.remove,
+      removeHolders: cl.removeHolders,
+      resolveAlias: cl.resolveAlias,
+      firstTime: cl.firstTime,
+      ignoreCommands: cl.ignoreCommands,
+      useBlacklist: cl.useBlacklist,
+      force: cl.force,
+      forceModversion: cl.forceModversion,
+      forceVermagic: cl.forceVermagic,
+      dryRun: cl.dryRun || cl.showDepends,
+      show: cl.showDepends,
+      ignoreLoaded: cl.showDepends,
+      showConfig: cl.showConfig,
+      showModversions: cl.showModversions,
+      showExports: cl.showExports,
+      configs: cl.config,
+      root: cl.dirname,
+      kversion: cl.setVersion,
+      syslog: cl.syslog,
+      // -q is LOG_EMERG, each -v one more (kmod applies them in order; the order shows only
+      // in the rare -q -v, where both print nothing)
+      verbose: cl.quiet ? LOG_EMERG : LOG_WARNING + cl.verbose,
+    });
+    // what modprobe exports in MODPROBE_OPTIONS for the commands it runs
+    for (const c of cl.config) st.exported.push('-C', c);
+    if (cl.syslog) st.exported.push('-s');
+    if (cl.quiet) st.exported.push('-q');
+    for (let i = 0; i < cl.verbose; i++) st.exported.push('-v');
 
     if (!st.showConfig && args.length === 0) {
       err('missing parameters. See -h.');
@@ -571,5 +498,5 @@ function showConfig(ctx: AppletContext, mp: ModprobeContext): number {
 }
 
 /** The modprobe applet. */
-const modprobe: Applet = { name: 'modprobe', summary: 'load or remove modules with their dependencies', run };
+const modprobe: Applet = { ...spec, run };
 export default modprobe;

@@ -78,13 +78,7 @@ describe('the multi-call binary as a process', () => {
   });
 
   it('--list prints the applets one per line', () => {
-    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'depmod
-insmod
-lsmod
-modinfo
-modprobe
-rmmod
-', stderr: '' });
+    assert.deepEqual(run(BIN, ['--list']), { status: 0, stdout: 'depmod\ninsmod\nlsmod\nmodinfo\nmodprobe\nrmmod\n', stderr: '' });
   });
 
   for (const applet of ['', 'insmod', 'rmmod', 'lsmod', 'modinfo']) {

@@ -144,7 +144,11 @@ export function parseOptions<const T extends readonly OptionSpec[]>(options: T, 
       const exact = options.find((o) => o.long === name);
       const found = exact ? [exact] : options.filter((o) => o.long?.startsWith(name));
       if (found.length === 0) return { kind: 'error', message: `unrecognized option '${a}'` };
-      if (found.length > 1) return { kind: 'error', message: `option '${a}' is ambiguous; possibilities:${found.map((o) => ` '--${o.long}'`).join('')}` };
+      // glibc: prefixes of several names for the same option (modprobe's --remove-dependencies and
+      // --remove-holders) are that option; the list names the first and those that differ from it
+      const same = (x: OptionSpec, y: OptionSpec) => x.key === y.key && takesArg(x) === takesArg(y) && x.value === y.value;
+      const differ = found.filter((o) => !same(o, found[0]));
+      if (differ.length > 0) return { kind: 'error', message: `option '${a}' is ambiguous; possibilities:${[found[0], ...differ].map((o) => ` '--${o.long}'`).join('')}` };
       const o = found[0];
       let value: string | undefined;
       if (!takesArg(o)) {
