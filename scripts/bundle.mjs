@@ -3,10 +3,16 @@
 //   build/bundle/kmod-ts.cjs           src/cli/entry.ts and every pure-JS dependency (yargs-parser) in one file
 //   build/bundle/modinfo-worker.js     modinfo's decompression worker
 //   build/bundle/node_modules/...      only the native addons (koffi, lzma-native, zstd-napi) and
-//                                      their runtime dependencies, pruned to linux-x64 (glibc)
+//                                      their runtime dependencies, pruned to linux-x64 (glibc; koffi
+//                                      also its musl build)
 // No dev dependencies, no sources, no other platforms' prebuilt binaries.
 //
-// CLI: node scripts/bundle.mjs [--out DIR] [--no-minify]
+// --arch arm64 cross-builds the arm64 bundle (build/bundle-arm64/ by default) on this machine:
+// koffi's arm64 package from npm, zstd-napi and lzma-native compiled with g++-aarch64-linux-gnu
+// (scripts/cross.mjs; lzma-native's published linux-arm64 prebuilt binary is an x86-64 file). Every .node file in a bundle is checked to be
+// an ELF of the target's machine type; a bundle for this machine is also loaded once.
+//
+// CLI: node scripts/bundle.mjs [--arch amd64|arm64] [--out DIR] [--no-minify]
 //      node scripts/bundle.mjs --js-only [--out DIR]   JS files only (default dist/bundle/), used by npm run build
 
 import * as esbuild from 'esbuild';
@@ -17,6 +23,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { archOf, HOST_ARCH } from './arch.mjs';
 
 export const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -26,14 +33,30 @@ export const NATIVE_PACKAGES = ['koffi', 'lzma-native', 'zstd-napi'];
 // Declared as dependencies but used only to compile or download addons at install time.
 const BUILD_TIME_ONLY = new Set(['node-addon-api', 'prebuild-install', 'node-gyp', 'cnoke']);
 
-// The one target we ship for: prebuilt-binary directory names per packaging convention.
-const TARGET = { prebuilds: 'linux-x64', koffiTriplet: 'linux_x64', koffiPkg: '@koromix/koffi-linux-x64' };
+/**
+ * The target's prebuilt-binary directory names per packaging convention.
+ * @param {string} [arch] Debian architecture (default: this machine's)
+ */
+export function bundleTarget(arch = HOST_ARCH) {
+  const a = archOf(arch);
+  return {
+    arch: a.name,
+    prebuilds: `linux-${a.node}`,
+    koffiTriplets: [`linux_${a.node}`, `musl_${a.node}`],
+    koffiPkg: `@koromix/koffi-linux-${a.node}`,
+    elfMachine: a.elfMachine,
+    // Another architecture: nothing node-gyp built here (build/) is of use.
+    cross: a.name !== HOST_ARCH,
+  };
+}
 
 /**
  * Should `rel` (path inside a copied package) be left out of the bundle?
  * Drops sources, docs, type declarations, build intermediates and other platforms' binaries.
+ * @param {string} rel
+ * @param {ReturnType<typeof bundleTarget>} [TARGET]
  */
-export function pruned(rel) {
+export function pruned(rel, TARGET = bundleTarget()) {
   const parts = rel.split(path.sep);
   const base = parts[parts.length - 1];
   if (/^(README|CHANGELOG|HISTORY)(\..*)?$/i.test(base)) return true;
@@ -45,9 +68,11 @@ export function pruned(rel) {
     if (['deps', 'doc', 'docs', 'test', 'tests', 'vendor', 'obj.target', 'example', 'examples', '.github', 'bin'].includes(dir)) return true;
     // prebuildify layout (lzma-native): prebuilds/<platform>-<arch>/; keep only Node's own binary.
     if (parts[i - 1] === 'prebuilds' && dir !== TARGET.prebuilds) return true;
-    // koffi: build/koffi/<triplet>/ and @koromix/koffi-linux-x64/{linux_x64,musl_x64}/
-    if (parts[i - 1] === 'koffi' && parts[i - 2] === 'build' && dir !== TARGET.koffiTriplet) return true;
-    if (dir === 'musl_x64') return true;
+    // koffi: build/koffi/<triplet>/ and @koromix/koffi-linux-x64/{linux_x64,musl_x64}/; the musl
+    // build stays (kmod-ts reaches libc through the running process, so a musl Node works)
+    if (parts[i - 1] === 'koffi' && parts[i - 2] === 'build' && !TARGET.koffiTriplets.includes(dir)) return true;
+    // addons node-gyp built on this machine (zstd-napi, lzma-native): not for another architecture
+    if (TARGET.cross && i === 0 && dir === 'build') return true;
     // lzma-native built from source (scripts/build-lzma.mjs): only build/Release/*.node is used.
     if (parts[i - 1] === 'build' && dir === 'liblzma') return true;
   }
@@ -56,7 +81,7 @@ export function pruned(rel) {
 }
 
 /** The runtime dependency closure of `names`, as absolute package directories. */
-function closure(names, fromDir) {
+function closure(names, fromDir, TARGET) {
   const seen = new Map(); // dir → name
   const visit = (name, from) => {
     if (BUILD_TIME_ONLY.has(name) || name.startsWith('@types/')) return;
@@ -141,13 +166,17 @@ export async function buildJs(outDir, opts = {}) {
 
 /**
  * Build the production bundle.
- * @param {{ outDir?: string, entry?: string, minify?: boolean, quiet?: boolean }} [opts]
- * @returns {Promise<{ outDir: string, file: string, jsBytes: number, totalBytes: number }>}
- * @throws {Error} when esbuild fails or a native package is missing from node_modules.
+ * @param {{ outDir?: string, entry?: string, minify?: boolean, quiet?: boolean, arch?: string }} [opts]
+ *   `arch`: the target architecture (default this machine's); another one is cross-built
+ * @returns {Promise<{ outDir: string, file: string, jsBytes: number, totalBytes: number, arch: string }>}
+ * @throws {Error} when esbuild fails, a native package is missing from node_modules, or (cross)
+ *   npm or the cross compiler fails.
  * @example const { file } = await bundle(); // build/bundle/kmod-ts.cjs
+ * @example await bundle({ arch: 'arm64' }) // build/bundle-arm64/
  */
 export async function bundle(opts = {}) {
-  const outDir = path.resolve(opts.outDir ?? path.join(projectDir, 'build', 'bundle'));
+  const TARGET = bundleTarget(opts.arch);
+  const outDir = path.resolve(opts.outDir ?? path.join(projectDir, 'build', TARGET.cross ? `bundle-${TARGET.arch}` : 'bundle'));
   const entry = path.resolve(projectDir, opts.entry ?? 'src/cli/entry.ts');
   const file = path.join(outDir, 'kmod-ts.cjs');
   if (!existsSync(entry)) throw new Error(`entry point ${path.relative(projectDir, entry)} does not exist yet`);
@@ -160,7 +189,7 @@ export async function bundle(opts = {}) {
   // A package.json beside the bundle so Node treats nothing here as CommonJS by accident.
   await fs.writeFile(path.join(outDir, 'package.json'), JSON.stringify({ name: 'kmod-ts-bundle', version, type: 'module', private: true }, null, 2) + '\n');
 
-  const pkgs = closure(NATIVE_PACKAGES, projectDir);
+  const pkgs = closure(NATIVE_PACKAGES, projectDir, TARGET);
   for (const n of NATIVE_PACKAGES) {
     if (![...pkgs.values()].includes(n)) throw new Error(`native package ${n} is not installed (run npm ci)`);
   }
@@ -172,19 +201,60 @@ export async function bundle(opts = {}) {
     if (rel.startsWith('..')) throw new Error(`native package directory ${dir} is outside ${nm}`);
     await fs.cp(dir, path.join(outDir, 'node_modules', rel), {
       recursive: true,
-      filter: (src) => src === dir || !pruned(path.relative(dir, src)) && !path.relative(dir, src).startsWith('node_modules'),
+      filter: (src) => src === dir || !pruned(path.relative(dir, src), TARGET) && !path.relative(dir, src).startsWith('node_modules'),
     });
+  }
+  if (TARGET.cross) {
+    // koffi's build for the target (an optional dependency npm skipped here), and zstd-napi's and
+    // lzma-native's addons cross-compiled (lzma-native's published linux-arm64 prebuilt binary is
+    // an x86-64 file), each where its loader looks first (build/Release/).
+    const { npmPackage, crossAddon, CROSS_ADDONS } = await import('./cross.mjs');
+    const koffiDir = [...pkgs].find(([, n]) => n === 'koffi')[0];
+    const { version: koffiVersion } = JSON.parse(readFileSync(path.join(koffiDir, 'package.json'), 'utf8'));
+    const kp = await npmPackage(TARGET.koffiPkg, koffiVersion);
+    await fs.cp(kp, path.join(outDir, 'node_modules', TARGET.koffiPkg), { recursive: true, filter: (src) => src === kp || !pruned(path.relative(kp, src), TARGET) });
+    for (const [name, built] of Object.entries(CROSS_ADDONS)) {
+      const dir = path.join(outDir, 'node_modules', path.relative(nm, realpathSync([...pkgs].find(([, n]) => n === name)[0])));
+      await fs.rm(path.join(dir, 'prebuilds'), { recursive: true, force: true });
+      await fs.mkdir(path.dirname(path.join(dir, built)), { recursive: true });
+      await fs.copyFile(await crossAddon(name, TARGET.arch), path.join(dir, built));
+    }
   }
   // Drop directories the filter emptied.
   const dirs = (await fs.readdir(path.join(outDir, 'node_modules'), { withFileTypes: true, recursive: true }))
     .filter((e) => e.isDirectory()).map((e) => path.join(e.parentPath ?? e.path, e.name)).sort((a, b) => b.length - a.length);
   for (const d of dirs) if ((await fs.readdir(d)).length === 0) await fs.rmdir(d);
 
-  return { outDir, file, jsBytes: (await fs.stat(file)).size, totalBytes: await dirSize(outDir), packages: [...pkgs.values()] };
+  const wrong = await foreignAddons(outDir, TARGET.arch);
+  if (wrong.length) throw new Error(`addons of another architecture in the ${TARGET.arch} bundle: ${wrong.join(', ')}`);
+  return { outDir, file, arch: TARGET.arch, jsBytes: (await fs.stat(file)).size, totalBytes: await dirSize(outDir), packages: [...pkgs.values()] };
 }
 
-/** Check that the bundle's native addons load from the bundle directory alone (copied elsewhere). */
-export async function selfTest(outDir) {
+/**
+ * The `.node` files under `dir` that are not ELF shared objects for `arch`.
+ * @returns {Promise<string[]>} their paths relative to `dir` (with the machine type found)
+ */
+export async function foreignAddons(dir, arch = HOST_ARCH) {
+  const want = archOf(arch).elfMachine;
+  const out = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !e.name.endsWith('.node')) continue;
+    const f = path.join(e.parentPath ?? e.path, e.name);
+    const head = Buffer.alloc(20);
+    const fh = await fs.open(f);
+    try { await fh.read(head, 0, 20, 0); } finally { await fh.close(); }
+    const machine = head.readUInt32BE(0) === 0x7f454c46 ? head.readUInt16LE(18) : 'not ELF';
+    if (machine !== want) out.push(`${path.relative(dir, f)} (${machine})`);
+  }
+  return out;
+}
+
+/**
+ * Check that the bundle's native addons load from the bundle directory alone (copied elsewhere).
+ * Only for this machine's architecture (another one's are checked by ELF machine type in bundle()).
+ */
+export async function selfTest(outDir, arch = HOST_ARCH) {
+  if (archOf(arch).name !== HOST_ARCH) return;
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-bundle-'));
   try {
     await fs.cp(outDir, tmp, { recursive: true, verbatimSymlinks: true });
@@ -204,10 +274,12 @@ async function main(argv) {
     process.stdout.write(`bundle: ${path.relative(process.cwd(), file)} ${mib((await fs.stat(file)).size)}\n`);
     return 0;
   }
-  const r = await bundle({ outDir: outIdx >= 0 ? argv[outIdx + 1] : undefined, minify: !argv.includes('--no-minify') });
-  await selfTest(r.outDir);
+  const archIdx = argv.indexOf('--arch');
+  const arch = archIdx >= 0 ? archOf(argv[archIdx + 1]).name : undefined;
+  const r = await bundle({ outDir: outIdx >= 0 ? argv[outIdx + 1] : undefined, minify: !argv.includes('--no-minify'), arch });
+  await selfTest(r.outDir, r.arch);
   const rel = path.relative(process.cwd(), r.outDir) || '.';
-  process.stdout.write(`bundle: ${path.join(rel, 'kmod-ts.cjs')} ${mib(r.jsBytes)}; native addons: ${r.packages.join(', ')}\n` +
+  process.stdout.write(`bundle: ${path.join(rel, 'kmod-ts.cjs')} ${mib(r.jsBytes)}; native addons (${r.arch}): ${r.packages.join(', ')}\n` +
     `bundle: total ${rel}/ ${mib(r.totalBytes)} (${r.totalBytes} bytes)\n`);
   return 0;
 }
