@@ -28,3 +28,15 @@ export function reporter(ctx: AppletContext, flags: { syslog: boolean; verbose: 
     },
   };
 }
+
+/**
+ * `KMOD_TS_MAX_SIZE` (the cap on decompressed size) as a byte count: unset or empty is the
+ * default; digits only, any length (a cap past what a buffer can hold is no cap beyond that
+ * limit, not an internal error); anything else is the user's error, worded by the applet.
+ */
+export function maxSizeFromEnv(ctx: AppletContext): { maxSize: number | undefined } | { error: string } {
+  const text = ctx.env.KMOD_TS_MAX_SIZE;
+  if (text === undefined || text === '') return { maxSize: undefined };
+  if (!/^\d+$/.test(text)) return { error: `KMOD_TS_MAX_SIZE must be a number of bytes, not '${text}'` };
+  return { maxSize: Math.min(Number(text), Number.MAX_SAFE_INTEGER) };
+}

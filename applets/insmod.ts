@@ -6,7 +6,7 @@ import { Errno, strerror } from '../src/kernel/errno.js';
 import { ModuleFileError, SyscallError, UsageError } from '../src/errors.js';
 import { loadModule, LOAD_PATHS, type LoadPath } from '../src/ops/load-module.js';
 import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
-import { reporter } from './common.js';
+import { maxSizeFromEnv, reporter } from './common.js';
 
 /** insmod's command line. */
 export const spec = {
@@ -66,9 +66,9 @@ async function run(ctx: AppletContext): Promise<number> {
     say.error(`KMOD_TS_PATH must be one of ${LOAD_PATHS.join(', ')}, not '${forced}'`);
     return 1;
   }
-  const maxSize = ctx.env.KMOD_TS_MAX_SIZE;
-  if (maxSize !== undefined && maxSize !== '' && !/^\d+$/.test(maxSize)) {
-    say.error(`KMOD_TS_MAX_SIZE must be a number of bytes, not '${maxSize}'`);
+  const cap = maxSizeFromEnv(ctx);
+  if ('error' in cap) {
+    say.error(cap.error);
     return 1;
   }
   try {
@@ -78,7 +78,7 @@ async function run(ctx: AppletContext): Promise<number> {
       forceModversion: flags.forceModversion,
       forceVermagic: flags.forceVermagic,
       path: forced ? (forced as LoadPath) : undefined,
-      maxSize: maxSize ? Number(maxSize) : undefined,
+      maxSize: cap.maxSize,
       root: ctx.root,
       sys: ctx.sys,
       onInfo: say.info,

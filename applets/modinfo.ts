@@ -6,6 +6,7 @@ import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/ops/modinfo.js';
 import { ModuleIndex } from '../src/db/module-db.js';
+import { maxSizeFromEnv } from './common.js';
 import { HELP, parseCommandLine, VERSION, type AppletSpec, type ParsedOptions } from '../src/cli/options.js';
 
 /** modinfo's command line, in kmod's order (tools/modinfo.c); `-a` and friends are `-F FIELD`. */
@@ -27,6 +28,7 @@ export const spec = {
     { ...VERSION, help: 'Show version' },
     { ...HELP, help: 'Show this help' },
   ],
+  environment: [{ name: 'KMOD_TS_MAX_SIZE=BYTES', help: 'cap on the decompressed size (default 1 GiB)' }],
 } as const satisfies AppletSpec;
 
 type Flags = ParsedOptions<(typeof spec)['options']>;
@@ -113,6 +115,11 @@ async function run(ctx: AppletContext): Promise<number> {
     error('missing module or filename.');
     return 1;
   }
+  const cap = maxSizeFromEnv(ctx);
+  if ('error' in cap) {
+    error(cap.error);
+    return 1;
+  }
   const root = flags.basedir ?? (ctx.root === '/' ? undefined : ctx.root);
   const dir = root !== undefined || flags.kernelVersion !== undefined ? modulesDir({ root: root ?? '', kernelVersion: flags.kernelVersion ?? os.release() }) : modulesDir({});
   const index = new ModuleIndex(dir);
@@ -130,7 +137,7 @@ async function run(ctx: AppletContext): Promise<number> {
   });
   const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && !r.path.endsWith('.ko')).length : 0), 0);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const reader = new ModinfoReader(index, { encoding: 'latin1', parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
+  const reader = new ModinfoReader(index, { encoding: 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
   const needInfo = flags.field !== 'filename';
   const settle = (ref: ModuleRef): Promise<ModuleInfo | ModinfoError> => {
     if (!needInfo) return Promise.resolve(new ModinfoError('no-info', ref.name));

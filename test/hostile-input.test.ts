@@ -3,14 +3,18 @@
  * outside fuzzing pass found, each from an input generated here.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bufferSource, decodeModinfo, parseElfSections } from '../src/file/elf/sections.js';
-import { longSectionNames, manyShortStrings, xzWithIndexSize } from './helpers/hostile.js';
-import { compress, fixtureModule, tempDir } from './helpers/modules.js';
+import { appendSignature } from './helpers/elf-builder.js';
+import { der, longSectionNames, manyShortStrings, pkcs7Blob, xzWithIndexSize, type Pkcs7Parts } from './helpers/hostile.js';
+import { fakeSys } from './helpers/fake-sys.js';
+import { compress, fixtureModule, tempDir, writeTree } from './helpers/modules.js';
+import { runMain } from './helpers/run.js';
 
 const dir = tempDir('kmod-ts-hostile-');
 /** The shipped entry (the bundle when built): the crash of class 1 only showed in the bundle. */
@@ -77,4 +81,116 @@ describe('class 2: string tables are split in time linear in their size', () => 
     assert.ok(names.every((n, i) => i === 0 || n.length === 257), 'long names are cut, not kept whole');
     assert.equal(names.includes('.modinfo'), false);
   });
+});
+
+describe('class 3: system files are read bounded and never block', () => {
+  /** A root whose files are FIFOs, devices or too large where lsmod and rmmod look. */
+  function hostileRoot(kind: 'fifo' | 'zero' | 'huge'): string {
+    const root = tempDir(`kmod-ts-root-${kind}-`);
+    const kver = release();
+    mkdirSync(join(root, 'proc'), { recursive: true });
+    mkdirSync(join(root, 'sys/module/victim/holders'), { recursive: true });
+    mkdirSync(join(root, 'lib/modules', kver), { recursive: true });
+    const place = (rel: string) => {
+      const p = join(root, rel);
+      if (kind === 'fifo') execFileSync('mkfifo', [p]);
+      else if (kind === 'zero') symlinkSync('/dev/zero', p);
+      else {
+        writeFileSync(p, 'victim 16384 0 - Live 0x0\n');
+        truncateSync(p, 64 << 20); // sparse: 64 MiB, past the cap
+      }
+    };
+    place('proc/modules');
+    place(`lib/modules/${kver}/modules.builtin`);
+    for (const attr of ['refcnt', 'coresize', 'initstate']) place(`sys/module/victim/${attr}`);
+    return root;
+  }
+  const why = { fifo: 'Invalid argument', zero: 'Invalid argument', huge: 'File too large' } as const;
+
+  for (const kind of ['fifo', 'zero', 'huge'] as const) {
+    it(`lsmod and rmmod finish at once with a one-line error when they are ${kind === 'huge' ? 'sparse 64 MiB files' : kind === 'fifo' ? 'FIFOs' : '/dev/zero'}`, () => {
+      const root = hostileRoot(kind);
+      const t = performance.now();
+      const l = cli(['lsmod'], { KMOD_TS_SYSROOT: root });
+      assert.equal(l.signal, null, 'lsmod was killed (a hang)');
+      assert.equal(l.stderr, `lsmod: ERROR: could not open /proc/modules: ${why[kind]}\n`);
+      assert.equal(l.status, 1);
+      // rmmod reads modules.builtin, then sysfs: neither may block; the module is then not loaded
+      const r = cli(['rmmod', 'victim'], { KMOD_TS_SYSROOT: root });
+      assert.equal(r.signal, null, 'rmmod was killed (a hang)');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^rmmod: ERROR: Module [^\n]+\n$/);
+      assert.ok(performance.now() - t < 20_000);
+    });
+  }
+
+  it('sysfs attributes that are FIFOs or /dev/zero read as absent; lsmod lists the module from /proc/modules', () => {
+    const root = tempDir('kmod-ts-root-attrs-');
+    writeTree(root, { 'proc/modules': 'victim 16384 0 - Live 0x0\n' });
+    mkdirSync(join(root, 'sys/module/victim'), { recursive: true });
+    execFileSync('mkfifo', [join(root, 'sys/module/victim/refcnt')]);
+    symlinkSync('/dev/zero', join(root, 'sys/module/victim/coresize'));
+    const l = cli(['lsmod'], { KMOD_TS_SYSROOT: root });
+    assert.equal(l.signal, null, 'lsmod was killed (a hang)');
+    assert.equal(l.stderr, '');
+    assert.match(l.stdout, /^victim\s+16384\s+0\s*$/m);
+  });
+});
+
+describe('class 5: no user input reaches "BUG"', () => {
+  const plain = join(dir, 'plain.ko.xz');
+  writeFileSync(plain, compress('xz', fixtureModule()));
+  for (const [value, want] of [
+    ['99999999999999999999', undefined],
+    ['1e9', "KMOD_TS_MAX_SIZE must be a number of bytes, not '1e9'"],
+    ['-1', "KMOD_TS_MAX_SIZE must be a number of bytes, not '-1'"],
+    ['1000', 'File too large'],
+  ] as const) {
+    it(`KMOD_TS_MAX_SIZE=${value} is ${want === undefined ? 'a cap past any buffer' : `"${want}"`} for insmod and modinfo`, async () => {
+      const sys = fakeSys();
+      const r = await runMain(['insmod', plain], { sys, root: dir, env: { KMOD_TS_MAX_SIZE: value, KMOD_TS_PATH: 'read' } });
+      const m = await runMain(['modinfo', '-F', 'license', plain], { root: dir, env: { KMOD_TS_MAX_SIZE: value } });
+      for (const out of [r, m]) assert.doesNotMatch(out.stderr, /BUG/);
+      if (want === undefined) {
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(m.stdout, 'GPL\n');
+      } else if (want === 'File too large') {
+        assert.equal(r.stderr, `insmod: ERROR: could not insert module ${plain}: File too large\n`);
+        assert.equal(m.stderr, `modinfo: ERROR: could not get modinfo from 'plain': File too large\n`);
+      } else {
+        assert.equal(r.stderr, `insmod: ERROR: ${want}\n`);
+        assert.equal(m.stderr, `modinfo: ERROR: ${want}\n`);
+      }
+    });
+  }
+});
+
+describe('class 6: a signature OpenSSL would not decode shows no signature fields, as in kmod', () => {
+  const cases: Array<[string, Pkcs7Parts, boolean]> = [
+    ['a well-formed blob', {}, true],
+    ['a commonName that is not UTF-8 (a flipped byte)', { cn: der(0x0c, Buffer.from('Build time \xffutogenerated', 'latin1')) }, false],
+    ['a digest kmod has no name for', { digest: '2.16.840.1.101.3.4.2.9' }, false],
+    ['a serial with a redundant leading zero', { serial: der(0x02, Buffer.from([0x00, 0x12])) }, false],
+    ['an empty serial', { serial: der(0x02) }, false],
+    ['an extra field at the end of the SignerInfo', { signerExtra: [der(0x02, Buffer.from([1]))] }, false],
+    ['a digestAlgorithms SET without its constructed bit (OpenSSL takes it)', { digestSetTag: 0x11 }, true],
+  ];
+  for (const [name, parts, shown] of cases) {
+    it(`${name}: ${shown ? 'signer, sig_key, sig_hashalgo shown' : 'no sig_* fields'}`, async () => {
+      const file = join(dir, `sig-${name.replace(/\W+/g, '-')}.ko`);
+      writeFileSync(file, appendSignature(fixtureModule({ signed: false }), { sig: pkcs7Blob(parts), idType: 2, hash: 4 }));
+      const r = await runMain(['modinfo', file], { root: dir });
+      assert.equal(r.status, 0, r.stderr);
+      const sig = r.stdout.split('\n').filter((l) => /^(sig_id|signer|sig_key|sig_hashalgo|signature):/.test(l));
+      if (!shown) assert.deepEqual(sig, []);
+      else {
+        assert.deepEqual(sig.slice(0, 4), [
+          'sig_id:         PKCS#7',
+          'signer:         Build time autogenerated kernel key',
+          'sig_key:        25:5E:A7:32:11:8D:42:30:C1:CB:FA:F3:54:0E:3F:2B:5D:E6:5C:32',
+          'sig_hashalgo:   sha256',
+        ]);
+      }
+    });
+  }
 });

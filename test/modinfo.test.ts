@@ -250,7 +250,8 @@ describe('signature and look-up helpers', () => {
   const sigCases: Array<{ name: string; blob: Buffer; want: Record<string, unknown> | undefined }> = [
     { name: 'the common name', blob: pkcs7({ serial: [5], digest: SHA256, sig: SIG }), want: { signer: 'Test signing key', keyId: '05', hashAlgo: 'sha256' } },
     { name: 'the last entry when there is no common name (kmod\'s loop)', blob: pkcs7({ serial: [5], digest: '1.3.14.3.2.26', sig: SIG, names: [['2.5.4.10', 'Org'], ['2.5.4.7', 'Town']] }), want: { signer: 'Town', keyId: '05', hashAlgo: 'sha1' } },
-    { name: 'an unknown digest as unknown', blob: pkcs7({ serial: [0, 0x80], digest: '1.2.3.4', sig: SIG }), want: { signer: 'Test signing key', keyId: '80', hashAlgo: 'unknown' } },
+    // kmod 30 (Debian 12, checked against its modinfo) shows no signature when its table has no name for the digest
+    { name: 'nothing for a digest kmod has no name for', blob: pkcs7({ serial: [0, 0x80], digest: '1.2.3.4', sig: SIG }), want: undefined },
     { name: 'nothing for a blob that is not PKCS#7', blob: Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), want: undefined },
     { name: 'nothing for a truncated blob', blob: pkcs7({ serial: [5], digest: SHA256, sig: SIG }).subarray(0, 40), want: undefined },
   ];

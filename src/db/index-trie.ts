@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { readBounded } from '../kernel/read-bounded.js';
 import { aliasNormalize, fnmatch, pathToModname } from './module-db.js';
 
 /** `modules.*.bin` magic number. */
@@ -393,9 +393,10 @@ export class IndexTrie {
    * @param file path of a `modules.*.bin`
    * @returns the trie
    * @throws {IndexFormatError} for a file that is not an index; Node's fs errors when unreadable
+   *   (EINVAL for a FIFO or device, EFBIG past 16 MiB)
    */
   static read(file: string): IndexTrie {
-    return IndexTrie.fromBuffer(readFileSync(file));
+    return IndexTrie.fromBuffer(readBounded(file));
   }
 
   /**

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { readBounded } from '../kernel/read-bounded.js';
 import path from 'node:path';
 import { IndexTrie } from './index-trie.js';
 
@@ -173,7 +173,7 @@ export class ModuleIndex {
 
   #read(name: string, encoding: 'utf8' | 'latin1' = 'utf8'): string | undefined {
     try {
-      return readFileSync(path.join(this.dir, name), encoding);
+      return readBounded(path.join(this.dir, name)).toString(encoding);
     } catch {
       return undefined;
     }

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decompressSync, detectFormat } from './compression/index.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { decompressSync, detectFormat, DEFAULT_MAX_SIZE } from './compression/index.js';
 import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf/sections.js';
 import { Errno, errnoFromCode } from '../kernel/errno.js';
 import { DecompressError, ElfError } from '../errors.js';
@@ -53,7 +53,8 @@ const MAGIC_MAX = 6;
 export function readImageParts(file: string, opts: { maxSize?: number } = {}): ImageParts {
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Non-blocking: a FIFO named in modules.dep must not hang the open (it then reads as empty).
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw ioError(e);
   }
@@ -64,12 +65,14 @@ export function readImageParts(file: string, opts: { maxSize?: number } = {}): I
     if (got < MAGIC_MAX) throw new ImageError(Errno.EINVAL, 'file too short');
     const format = detectFormat(head);
     if (format === undefined || format === 'elf') return partsOf(windowedSource(fd, size));
+    // The input is held whole; one past the cap is refused before it is read, as insmod does.
+    if (size > (opts.maxSize ?? DEFAULT_MAX_SIZE)) throw new ImageError(Errno.EFBIG, 'File too large', format);
     const whole = readFully(fd, size);
     let image: Buffer;
     try {
       image = decompressSync(format, whole, { maxSize: opts.maxSize });
     } catch (e) {
-      if (e instanceof DecompressError) throw new ImageError(Errno.EINVAL, e.message, e.format);
+      if (e instanceof DecompressError) throw new ImageError(e.kind === 'too-large' ? Errno.EFBIG : Errno.EINVAL, e.message, e.format);
       throw e;
     }
     return partsOf(bufferSource(image));

@@ -76,6 +76,8 @@ export function describeSignature(sig: ModuleSignature): SignatureDescription | 
 interface Node {
   cls: number;
   tag: number;
+  /** the constructed bit (children may still be empty) */
+  constructed: boolean;
   /** for a constructed element, its elements */
   children: Node[] | undefined;
   /** contents octets of a primitive element */
@@ -111,15 +113,21 @@ function readElement(b: Uint8Array, pos: number, end: number, depth = 0): [Node,
     const children: Node[] = [];
     for (;;) {
       if (pos + 2 > end) throw new BerError('no end-of-contents');
-      if (b[pos] === 0 && b[pos + 1] === 0) return [{ cls, tag, children, bytes: EMPTY }, pos + 2];
+      if (b[pos] === 0 && b[pos + 1] === 0) return [{ cls, tag, constructed, children, bytes: EMPTY }, pos + 2];
       const [child, next] = readElement(b, pos, end, depth + 1);
       children.push(child);
       pos = next;
     }
   }
   if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n > 4 || pos + n > end) throw new BerError('bad length');
+    // OpenSSL's asn1_get_length: up to a long's worth of octets, leading zeros skipped
+    let n = len & 0x7f;
+    if (n > 8 || pos + n > end) throw new BerError('bad length');
+    while (n > 0 && b[pos] === 0) {
+      pos++;
+      n--;
+    }
+    if (n > 6) throw new BerError('bad length');
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + b[pos++];
   }
@@ -134,7 +142,7 @@ function readElement(b: Uint8Array, pos: number, end: number, depth = 0): [Node,
       p = next;
     }
   }
-  return [{ cls, tag, children, bytes }, pos + len];
+  return [{ cls, tag, constructed, children, bytes }, pos + len];
 }
 const EMPTY = new Uint8Array(0);
 
@@ -160,17 +168,193 @@ function content(n: Node): Uint8Array {
   return Buffer.concat(n.children.map(content));
 }
 
+// ---------------------------------------------------------------------------------------------
+// What OpenSSL's d2i_PKCS7 accepts. kmod prints no signature fields when it refuses the blob, so
+// a corrupted signature must be refused here too (a lenient reader printed a garbled signer).
+// The PKCS7 templates (crypto/pkcs7/pk7_asn1.c) are walked field by field; primitives get the
+// checks OpenSSL's c2i functions make; names get x509_name_canon's conversion to UTF-8.
+// Certificates, CRLs and attributes (sign-file writes none) are checked for well-formed
+// primitives only.
+
+const OID_DATA = '1.2.840.113549.1.7.1';
+const UTF8_FATAL = new TextDecoder('utf-8', { fatal: true });
+
+const isUniversal = (n: Node | undefined, tag: number): n is Node => n !== undefined && n.cls === 0 && n.tag === tag;
+const isSeq = (n: Node | undefined): n is Node & { children: Node[] } => isUniversal(n, 16) && n.constructed && n.children !== undefined;
+const isContext = (n: Node | undefined, tag: number): n is Node & { children: Node[] } =>
+  n !== undefined && n.cls === 2 && n.tag === tag && n.constructed && n.children !== undefined;
+
+/**
+ * The elements of a SET OF / SEQUENCE OF. OpenSSL does not check the constructed bit of these
+ * (asn1_template_noexp_d2i), so a primitive-tagged one still holds elements; undefined when its
+ * contents are not a run of elements.
+ */
+function ofChildren(n: Node | undefined, tag: number): Node[] | undefined {
+  if (n === undefined || n.cls !== 0 || n.tag !== tag) return undefined;
+  if (n.children) return n.children;
+  const out: Node[] = [];
+  try {
+    for (let p = 0; p < n.bytes.length; ) {
+      const [child, next] = readElement(n.bytes, p, n.bytes.length, 1);
+      out.push(child);
+      p = next;
+    }
+  } catch (e) {
+    if (e instanceof BerError) return undefined;
+    throw e;
+  }
+  n.children = out;
+  return out;
+}
+
+/** c2i_ibuf: no empty INTEGER, no redundant leading 00 or FF octet. */
+function integerOk(n: Node | undefined): boolean {
+  if (!isUniversal(n, 2) || n.constructed) return false;
+  const b = n.bytes;
+  if (b.length === 0) return false;
+  if (b.length === 1) return true;
+  let pad = b[0] === 0;
+  if (b[0] === 0xff) pad = b.subarray(1).some((x) => x !== 0);
+  return !(pad && (b[0] & 0x80) === (b[1] & 0x80));
+}
+
+/** c2i_ASN1_OBJECT: non-empty, last octet ends a sub-identifier, no sub-identifier starts with 0x80. */
+function oidOk(n: Node | undefined): boolean {
+  if (!isUniversal(n, 6) || n.constructed) return false;
+  const b = n.bytes;
+  if (b.length === 0 || b[b.length - 1] & 0x80) return false;
+  for (let i = 0; i < b.length; i++) if (b[i] === 0x80 && (i === 0 || !(b[i - 1] & 0x80))) return false;
+  return true;
+}
+
+/** A universal element as OpenSSL's primitive decoder takes it (an ANY, a string, a CHOICE arm). */
+function primitiveOk(n: Node, depth = 0): boolean {
+  if (n.cls !== 0) return depth > 8 ? false : (n.children ?? []).every((c) => primitiveOk(c, depth + 1));
+  switch (n.tag) {
+    case 1: // BOOLEAN
+      return !n.constructed && n.bytes.length === 1;
+    case 2: // INTEGER
+    case 10: // ENUMERATED
+      return integerOk({ ...n, tag: 2 });
+    case 3: // BIT STRING: unused-bits octet 0..7
+      return n.constructed || (n.bytes.length >= 1 && n.bytes[0] <= 7);
+    case 5: // NULL
+      return !n.constructed && n.bytes.length === 0;
+    case 6:
+      return oidOk(n);
+    case 16: // SEQUENCE
+    case 17: // SET
+      return n.constructed && depth <= 8 && (n.children ?? []).every((c) => primitiveOk(c, depth + 1));
+    case 28: // UniversalString
+      return content(n).length % 4 === 0;
+    case 30: // BMPString
+      return content(n).length % 2 === 0;
+    case 0: // end-of-contents outside an indefinite length
+      return false;
+    default:
+      return true;
+  }
+}
+
+/** X509_ALGOR: SEQUENCE { algorithm OID, parameters ANY OPTIONAL }. */
+function algorithmOk(n: Node | undefined): boolean {
+  return isSeq(n) && n.children.length >= 1 && n.children.length <= 2 && oidOk(n.children[0]) && (n.children[1] === undefined || primitiveOk(n.children[1]));
+}
+
+// ASN1_PRINTABLE's universal tags (B_ASN1_PRINTABLE, with B_ASN1_UNKNOWN's tags).
+const PRINTABLE_TAGS = new Set([7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 25, 26, 27, 28, 29, 30]);
+
+/** An X509_NAME_ENTRY value: a printable string type that x509_name_canon can turn into UTF-8. */
+function nameValueOk(n: Node | undefined): boolean {
+  if (n === undefined || n.cls !== 0 || !PRINTABLE_TAGS.has(n.tag) || !primitiveOk(n)) return false;
+  if (n.tag === 16) return n.constructed;
+  const bytes = content(n);
+  try {
+    if (n.tag === 12) UTF8_FATAL.decode(bytes);
+    // BMPString: any even length converts (checked in primitiveOk)
+    else if (n.tag === 28) {
+      for (let i = 0; i < bytes.length; i += 4) {
+        const cp = ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) | bytes[i + 3]) >>> 0;
+        if (cp > 0x10ffff) return false;
+      }
+    }
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+/** X509_NAME: SEQUENCE OF SET OF SEQUENCE { type OID, value ASN1_PRINTABLE }. */
+function nameOk(n: Node | undefined): boolean {
+  const rdns = ofChildren(n, 16);
+  return (
+    rdns !== undefined &&
+    rdns.every((rdn) => ofChildren(rdn, 17)?.every((e) => isSeq(e) && e.children.length === 2 && oidOk(e.children[0]) && nameValueOk(e.children[1])) ?? false)
+  );
+}
+
+/** An OCTET STRING (primitive, or BER-constructed from pieces). */
+const octetsOk = (n: Node | undefined): boolean => isUniversal(n, 4) && primitiveOk(n);
+
+/** [tag] IMPLICIT SET/SEQUENCE OF something we only check for well-formed primitives. */
+const implicitListOk = (n: Node): boolean => n.children !== undefined && n.children.every((c) => primitiveOk(c));
+// (a context-tagged IMPLICIT list is recognised by its constructed bit only: without it the
+// field does not match and the template moves on, as OpenSSL's optional fields do)
+
+/** PKCS7_SIGNER_INFO. */
+function signerInfoOk(n: Node | undefined): boolean {
+  if (!isSeq(n)) return false;
+  const f = [...n.children];
+  if (!integerOk(f.shift())) return false;
+  const ias = f.shift();
+  if (!isSeq(ias) || ias.children.length !== 2 || !nameOk(ias.children[0]) || !integerOk(ias.children[1])) return false;
+  if (!algorithmOk(f.shift())) return false;
+  if (isContext(f[0], 0) && !implicitListOk(f.shift()!)) return false;
+  if (!algorithmOk(f.shift())) return false;
+  if (!octetsOk(f.shift())) return false;
+  if (isContext(f[0], 1) && !implicitListOk(f.shift()!)) return false;
+  return f.length === 0;
+}
+
+/** An inner ContentInfo: data as an OCTET STRING, any other type as ANY. */
+function contentInfoOk(n: Node | undefined): boolean {
+  if (!isSeq(n) || n.children.length < 1 || n.children.length > 2 || !oidOk(n.children[0])) return false;
+  const explicit = n.children[1];
+  if (explicit === undefined) return true;
+  if (!isContext(explicit, 0) || explicit.children.length !== 1) return false;
+  return oidOf(n.children[0]) === OID_DATA ? octetsOk(explicit.children[0]) : primitiveOk(explicit.children[0]);
+}
+
+/** The outer ContentInfo of a signedData, as d2i_PKCS7 would accept it. */
+function signedDataAccepted(ci: Node): boolean {
+  if (!isSeq(ci) || ci.children.length !== 2 || !oidOk(ci.children[0])) return false;
+  const explicit = ci.children[1];
+  if (!isContext(explicit, 0) || explicit.children.length !== 1) return false;
+  const sd = explicit.children[0];
+  if (!isSeq(sd)) return false;
+  const f = [...sd.children];
+  if (!integerOk(f.shift())) return false;
+  if (!ofChildren(f.shift(), 17)?.every(algorithmOk)) return false;
+  if (!contentInfoOk(f.shift())) return false;
+  if (isContext(f[0], 0) && !implicitListOk(f.shift()!)) return false;
+  if (isContext(f[0], 1) && !implicitListOk(f.shift()!)) return false;
+  if (!ofChildren(f.shift(), 17)?.every(signerInfoOk)) return false;
+  return f.length === 0;
+}
+
 /** SignedData per RFC 2315 §9.1; fields in the order OpenSSL's `d2i_PKCS7` reads them. */
 function parsePkcs7(der: Uint8Array): Omit<SignatureDescription, 'idType'> | undefined {
   try {
     const [ci] = readElement(der, 0, der.length);
+    // kmod shows nothing when OpenSSL's d2i_PKCS7 refuses the blob: check it as that would
+    if (!signedDataAccepted(ci)) return undefined;
     const [type, explicit] = ci.children ?? [];
     if (oidOf(type) !== OID_SIGNED_DATA || explicit?.cls !== 2 || explicit.tag !== 0) return undefined;
     const sd = explicit.children?.[0]?.children;
     if (!sd) return undefined;
     // version, digestAlgorithms, contentInfo, [0] certificates?, [1] crls?, signerInfos (SET)
-    const signerInfos = sd.slice(3).find((n) => n.cls === 0 && n.tag === 17);
-    const si = signerInfos?.children?.[0]?.children;
+    const signerInfos = sd[sd.length - 1];
+    const si = ofChildren(signerInfos, 17)?.[0]?.children;
     if (!si) return undefined;
     // version, issuerAndSerialNumber, digestAlgorithm, [0] authAttrs?, digestEncryptionAlgorithm,
     // encryptedDigest, [1] unauthAttrs?
@@ -178,12 +362,13 @@ function parsePkcs7(der: Uint8Array): Omit<SignatureDescription, 'idType'> | und
     const digestOid = oidOf(si[2]?.children?.[0]);
     const rest = si.slice(3).filter((n) => n.cls !== 2);
     const encDigest = rest[1];
-    if (!ias || ias.length < 2 || digestOid === undefined || encDigest === undefined) return undefined;
+    // a digest kmod's table does not name: kmod 30 (with Debian's fix) shows no signature at all
+    if (!ias || ias.length < 2 || digestOid === undefined || encDigest === undefined || !(digestOid in DIGEST_OIDS)) return undefined;
     const [issuer, serial] = ias;
     return {
       signer: commonName(issuer),
       keyId: magnitude(serial.bytes),
-      hashAlgo: DIGEST_OIDS[digestOid] ?? 'unknown',
+      hashAlgo: DIGEST_OIDS[digestOid],
       signature: content(encDigest),
     };
   } catch (e) {
@@ -197,7 +382,7 @@ function parsePkcs7(der: Uint8Array): Omit<SignatureDescription, 'idType'> | und
  * last entry selected, and that one is printed. The string's raw bytes up to the first NUL.
  */
 function commonName(name: Node): Uint8Array {
-  const entries = (name.children ?? []).flatMap((rdn) => rdn.children ?? []);
+  const entries = (ofChildren(name, 16) ?? []).flatMap((rdn) => ofChildren(rdn, 17) ?? []);
   if (entries.length === 0) return new Uint8Array(0);
   const hit = entries.find((e) => oidOf(e.children?.[0]) === OID_COMMON_NAME) ?? entries[entries.length - 1];
   const value = hit.children?.[1];

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readBounded } from './read-bounded.js';
 
 /** One line of `/proc/modules`: `NAME SIZE REFCNT DEPS STATE ADDR [TAINT]`. */
 export interface ProcModule {
@@ -51,9 +51,10 @@ export function parseProcModules(text: string): ProcModule[] {
  * Read `/proc/modules` under a root.
  * @param root system root (default `/`)
  * @returns the loaded modules in the kernel's order
- * @throws {NodeJS.ErrnoException} when the file cannot be read (`ENOENT` on machines without modules)
+ * @throws {NodeJS.ErrnoException} when the file cannot be read (`ENOENT` on machines without modules;
+ *   `EINVAL` when it is not a regular file, `EFBIG` past the cap of read-bounded.ts)
  * @example readProcModules('/').map((m) => m.name)
  */
 export function readProcModules(root = '/'): ProcModule[] {
-  return parseProcModules(readFileSync(join(root, 'proc/modules'), 'latin1'));
+  return parseProcModules(readBounded(join(root, 'proc/modules')).toString('latin1'));
 }

@@ -3,17 +3,19 @@
  *
  * @module
  */
-import { closeSync, opendirSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, opendirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** One buffer for every sysfs attribute read: an attribute is at most a page. */
 const ATTRIBUTE = Buffer.alloc(4096);
 
-// open + read + close, without readFileSync's fstat: lsmod reads three attributes per module.
+// open + one bounded read + close, without readFileSync's fstat: lsmod reads three attributes per
+// module. Non-blocking, so that a FIFO in a system root cannot hang the open or the read.
+const READ_NONBLOCK = constants.O_RDONLY | constants.O_NONBLOCK;
 function readTrimmed(path: string): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, READ_NONBLOCK);
   } catch {
     return undefined;
   }

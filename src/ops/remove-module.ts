@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readBounded } from '../kernel/read-bounded.js';
 import { release } from 'node:os';
 import { basename, join } from 'node:path';
 import { ModuleStateError } from '../errors.js';
@@ -38,7 +39,7 @@ export function moduleNameFromArg(arg: string): string {
 export function isBuiltin(name: string, opts: { root?: string; kver?: string } = {}): boolean {
   let text: string;
   try {
-    text = readFileSync(join(opts.root ?? '/', 'lib/modules', opts.kver ?? release(), 'modules.builtin'), 'latin1');
+    text = readBounded(join(opts.root ?? '/', 'lib/modules', opts.kver ?? release(), 'modules.builtin')).toString('latin1');
   } catch {
     return false;
   }
