@@ -365,8 +365,8 @@ async function run(ctx: AppletContext): Promise<number> {
     }
 
     let dirname: string;
-    if (st.root !== undefined || st.kversion !== undefined) dirname = `${st.root ?? ''}/lib/modules/${st.kversion ?? release()}`;
-    else dirname = `${ctx.root === '/' ? '' : ctx.root}/lib/modules/${release()}`;
+    // kmod: DIR/lib/modules/KVER; without -d, the applet's root (`/`, or a fixture tree)
+    dirname = `${st.root ?? (ctx.root === '/' ? '' : ctx.root)}/lib/modules/${st.kversion ?? release()}`;
     if (!dirname.startsWith('/')) dirname = `${process.cwd()}/${dirname}`;
 
     const { config, diagnostics } = readModprobeConfig({ dirname, paths: st.configs.length ? st.configs : undefined, root: ctx.root });

@@ -94,6 +94,47 @@ export class ModuleStateError extends Error {
   }
 }
 
+/** Why probing or removing by name failed (modprobe's reports). */
+export type ProbeErrorKind =
+  /** nothing matches the name, alias or `symbol:` (kmod: `Module X not found`) */
+  | 'not-found'
+  /** inserting the module or one it needs failed; `errno` says why (EEXIST: already loaded under `firstTime`) */
+  | 'insert-failed'
+  /** `firstTime` removal of a module that is not loaded */
+  | 'not-in-kernel'
+  /** removal of a built-in module */
+  | 'is-builtin'
+  /** removal of a module still in use */
+  | 'in-use'
+  /** `delete_module` failed; `errno` says why */
+  | 'remove-failed'
+  /** a `remove` command exited non-zero */
+  | 'remove-command-failed';
+
+/**
+ * A probe or removal by name failed.
+ * @example
+ * try { await probeModule('vfat') } catch (e) { if (e instanceof ProbeError && e.kind === 'insert-failed') e.code }
+ */
+export class ProbeError extends Error {
+  /** the errno name (`EEXIST`, `ENOENT`, ...), when there is an errno */
+  readonly code: string | undefined;
+  /**
+   * @param kind what failed
+   * @param module the module (or the name asked for, for `not-found`)
+   * @param errno the errno, when a call failed
+   */
+  constructor(
+    readonly kind: ProbeErrorKind,
+    readonly module: string,
+    readonly errno?: number,
+  ) {
+    super(`${module}: ${kind}${errno !== undefined ? ` (${strerror(errno)})` : ''}`);
+    this.name = 'ProbeError';
+    this.code = errno === undefined ? undefined : errnoName(errno);
+  }
+}
+
 /** Bad command-line or API usage (missing file name, bad option). */
 export class UsageError extends Error {
   constructor(message: string) {

@@ -7,6 +7,8 @@
  * console.log(r.via); // 'finit_module (in-kernel xz)'
  * for (const m of listModules()) console.log(m.name, m.size, m.refcnt, m.holders);
  * await removeModule('dummy');
+ * await probeModule('vfat');            // fat, then vfat, as modprobe does
+ * await removeProbed('vfat');
  *
  * @module
  */
@@ -28,8 +30,18 @@ export {
   type Syscalls,
   type Mapping,
 } from './kernel/syscalls.js';
-export { SyscallError, ModuleFileError, ModuleStateError, UsageError, DecompressError, ElfError } from './errors.js';
-export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind } from './errors.js';
+export { SyscallError, ModuleFileError, ModuleStateError, UsageError, DecompressError, ElfError, ProbeError } from './errors.js';
+export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind, ProbeErrorKind } from './errors.js';
+export {
+  probeModule,
+  removeProbed,
+  resolveModule,
+  type ProbeOptions,
+  type ProbePlan,
+  type ProbeOutcome,
+} from './ops/probe-run.js';
+export { type ProbeAction, type ProbeEvent, type ProbeFlags, type CommandRunner } from './ops/probe.js';
+export { readModprobeConfig, parseModprobeConfig, type ModprobeConfig, type ConfigDiagnostic } from './db/modprobe-config.js';
 export { strerror, errnoName, errnoFromCode } from './kernel/errno.js';
 export { VERSION } from './cli/version.js';
 export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './ops/modinfo.js';

@@ -1,12 +1,28 @@
 /**
- * Running probes: the insmod core as modprobe's inserter, and `-a -j N` (a kmod-ts extension):
- * several arguments' probe lists worked on at once, each list in kmod's order.
+ * Running probes: the library's `probeModule` / `removeProbed` / `resolveModule`, the insmod core
+ * as modprobe's inserter, and `-a -j N` (a kmod-ts extension): several arguments' probe lists
+ * worked on at once, each list in kmod's order.
  *
  * @module
  */
+import { release } from 'node:os';
+import { ProbeError, type ProbeErrorKind } from '../errors.js';
+import { readModprobeConfig } from '../db/modprobe-config.js';
 import { Errno } from '../kernel/errno.js';
-import type { Syscalls } from '../kernel/syscalls.js';
-import { BLACKLISTED, type Inserter, type ModprobeContext, type ProbeFlags } from './probe.js';
+import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
+import { joinModuleArgs } from './params.js';
+import {
+  BLACKLISTED,
+  ModprobeContext,
+  shellRunner,
+  type CommandRunner,
+  type Inserter,
+  type ProbeAction,
+  type ProbeEvent,
+  type ProbeFlags,
+  type ProbeHooks,
+  type ProbeModule,
+} from './probe.js';
 
 /**
  * The insmod core (`loadModule`: in-kernel decompression, mmap, userspace decompression) as a
@@ -95,4 +111,173 @@ export async function runJobs(mp: ModprobeContext, names: readonly string[], fla
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, names.length)) }, worker));
   return status;
+}
+
+/** Options of {@link probeModule}, {@link removeProbed} and {@link resolveModule}. */
+export interface ProbeOptions extends ProbeFlags {
+  /** system root: `/sys/module`, `/proc/cmdline`, the default configuration directories (default `/`) */
+  root?: string;
+  /** kernel release (default the running kernel's) */
+  kernelVersion?: string;
+  /** the module directory (default `ROOT/lib/modules/KVER`) */
+  moduleDir?: string;
+  /** modprobe.d files or directories in place of kmod's default directories (`-C`) */
+  config?: readonly string[];
+  /** the kernel command line (default `ROOT/proc/cmdline`) */
+  cmdline?: string;
+  /** module parameters for the module asked for, added after the configuration's options */
+  params?: string | readonly string[];
+  /** syscall layer (default the real one) */
+  sys?: Syscalls;
+  /** environment for install/remove commands and the loader (default `process.env`) */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** each action as it happens (what `modprobe -v` prints) */
+  onAction?: (action: ProbeAction) => void;
+  /** each report that is not an error (kmod's ERROR/INFO lines); errors are thrown */
+  onEvent?: (event: ProbeEvent) => void;
+  /** run install/remove commands (default `/bin/sh -c` with `MODPROBE_MODULE`) */
+  runCommand?: CommandRunner;
+}
+
+/** One look-up result and what loading it takes. */
+export interface ProbePlan {
+  /** the module */
+  readonly module: string;
+  /** the alias it was found through, if any */
+  readonly alias: string | undefined;
+  /** the blacklist stops it (it was found through an alias, or `useBlacklist`) */
+  readonly blacklisted: boolean;
+  /** in order: what `modprobe --show-depends` prints for it */
+  readonly actions: readonly ProbeAction[];
+}
+
+/** What {@link probeModule} did for one look-up result. */
+export interface ProbeOutcome {
+  readonly module: string;
+  /** `loaded` (actions ran), `already-loaded` (live or built in; nothing ran), `blacklisted` */
+  readonly status: 'loaded' | 'already-loaded' | 'blacklisted';
+  /** what ran, in order */
+  readonly actions: readonly ProbeAction[];
+}
+
+function contextOf(opts: ProbeOptions): ModprobeContext {
+  const root = opts.root ?? '/';
+  const dirname = opts.moduleDir ?? `${root === '/' ? '' : root}/lib/modules/${opts.kernelVersion ?? release()}`;
+  const abs = dirname.startsWith('/') ? dirname : `${process.cwd()}/${dirname}`;
+  const { config } = readModprobeConfig({ dirname: abs, paths: opts.config, root, cmdline: opts.cmdline });
+  return new ModprobeContext({ dirname: abs, config, root, sys: opts.sys });
+}
+
+function paramsOf(p: ProbeOptions['params']): string | undefined {
+  if (p === undefined) return undefined;
+  const s = typeof p === 'string' ? p : joinModuleArgs(p);
+  return s === '' ? undefined : s;
+}
+
+function lookupOrThrow(mp: ModprobeContext, name: string): ProbeModule[] {
+  const list = mp.lookup(name);
+  if (list === undefined || list.length === 0) throw new ProbeError('not-found', name);
+  return list;
+}
+
+/**
+ * Resolve a name, alias, `symbol:NAME` or modalias as `modprobe --show-depends` does, without
+ * loading anything: one plan per module it resolves to.
+ * @param nameOrAlias what to resolve
+ * @param opts module directory, configuration, flags (`ignoreCommands`, `useBlacklist`), params
+ * @returns the plans
+ * @throws {ProbeError} `not-found`
+ * @example resolveModule('vfat')[0].actions.map((a) => a.kind === 'insmod' && a.path)
+ * // ['/lib/modules/6.12.0/kernel/fs/fat/fat.ko.xz', '/lib/modules/6.12.0/kernel/fs/fat/vfat.ko.xz']
+ */
+export function resolveModule(nameOrAlias: string, opts: ProbeOptions = {}): ProbePlan[] {
+  const mp = contextOf(opts);
+  const extra = paramsOf(opts.params);
+  return lookupOrThrow(mp, nameOrAlias).map((m) => {
+    const blacklisted = mp.isBlacklisted(m) && (m.alias !== undefined || Boolean(opts.useBlacklist));
+    const actions = blacklisted ? [] : mp.probeList(m, Boolean(opts.ignoreCommands)).flatMap((x) => mp.action(x, m, extra) ?? []);
+    return { module: m.name, alias: m.alias, blacklisted, actions };
+  });
+}
+
+const REMOVAL_KINDS: Readonly<Record<string, ProbeErrorKind>> = {
+  'not-in-kernel': 'not-in-kernel',
+  'is-builtin': 'is-builtin',
+  'in-use': 'in-use',
+  'remove-command-failed': 'remove-command-failed',
+};
+
+function hooksOf(opts: ProbeOptions, actions: ProbeAction[]): ProbeHooks {
+  const sys = opts.sys ?? nativeSyscalls();
+  const env = opts.env ?? process.env;
+  return {
+    onAction: (a) => {
+      actions.push(a);
+      opts.onAction?.(a);
+    },
+    onEvent: (e) => {
+      // modprobe's FATAL reports end the run; the library throws them
+      if (e.level === 'fatal') throw new ProbeError(REMOVAL_KINDS[e.kind] ?? 'remove-failed', 'module' in e ? e.module : '');
+      opts.onEvent?.(e);
+    },
+    insert: moduleInserter({ root: opts.root ?? '/', sys, env }),
+    runCommand: opts.runCommand ?? shellRunner(env),
+  };
+}
+
+/**
+ * Load a module by name, alias, `symbol:NAME` or modalias with its dependencies and softdeps,
+ * modprobe.d's options, install commands and blacklist: what `modprobe NAME [params]` does.
+ * @param nameOrAlias what to load
+ * @param opts parameters, flags (`firstTime`, `force*`, `ignoreCommands`, `useBlacklist`,
+ *   `dryRun`), module directory, configuration, root, syscall layer, callbacks
+ * @returns one outcome per module the name resolves to
+ * @throws {ProbeError} `not-found`; `insert-failed` with the errno of the module that failed
+ * @example
+ * await probeModule('dummy', { params: ['numdummies=3'] });
+ * await probeModule('pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00'); // virtio_pci's chain
+ */
+export async function probeModule(nameOrAlias: string, opts: ProbeOptions = {}): Promise<ProbeOutcome[]> {
+  const mp = contextOf(opts);
+  const extra = paramsOf(opts.params);
+  const out: ProbeOutcome[] = [];
+  for (const m of lookupOrThrow(mp, nameOrAlias)) {
+    const actions: ProbeAction[] = [];
+    mp.hooks = hooksOf(opts, actions);
+    const e = await mp.probe(m, opts, extra);
+    if (e < 0) throw new ProbeError('insert-failed', m.name, -e);
+    out.push({ module: m.name, status: e === BLACKLISTED ? 'blacklisted' : actions.length === 0 ? 'already-loaded' : 'loaded', actions });
+  }
+  return out;
+}
+
+/**
+ * Remove a module by name or alias as `modprobe -r` does: post-softdeps, holders
+ * (`removeHolders`), the module or its `remove` command, the dependencies it leaves unused,
+ * pre-softdeps.
+ * @param nameOrAlias what to remove
+ * @param opts flags (`firstTime`, `force`, `removeHolders`, `waitMsec`, `ignoreCommands`,
+ *   `dryRun`), module directory, configuration, root, syscall layer, callbacks
+ * @returns what was done, in order (`rmmod`/`remove` actions)
+ * @throws {ProbeError} `not-found`, `not-in-kernel` (with `firstTime`), `is-builtin`, `in-use`,
+ *   `remove-failed` (with the errno), `remove-command-failed`
+ * @example await removeProbed('vfat'); // rmmod vfat, then fat once unused
+ */
+export async function removeProbed(nameOrAlias: string, opts: ProbeOptions = {}): Promise<ProbeAction[]> {
+  const mp = contextOf(opts);
+  const actions: ProbeAction[] = [];
+  let failure: ProbeError | undefined;
+  mp.hooks = hooksOf(opts, actions);
+  const onEvent = mp.hooks.onEvent!;
+  mp.hooks.onEvent = (e) => {
+    // the top module's delete_module failure is the error; its dependencies' are reported only
+    if (e.kind === 'remove-failed' && failure === undefined) failure = new ProbeError('remove-failed', e.module, e.errno);
+    onEvent(e);
+  };
+  for (const m of lookupOrThrow(mp, nameOrAlias)) {
+    failure = undefined;
+    const e = mp.remove(m, opts);
+    if (e < 0) throw failure ?? new ProbeError('remove-failed', m.name, -e);
+  }
+  return actions;
 }
