@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Production bundle of kmod-ts for a root filesystem:
 //   build/bundle/kmod-ts.cjs           src/cli/entry.ts and every pure-JS dependency (yargs-parser) in one file
-//   build/bundle/modinfo-worker.js     modinfo's decompression worker
+//   build/bundle/module-worker.js      the module-reading worker (modinfo of many modules, depmod)
 //   build/bundle/node_modules/...      only the native addons (koffi, lzma-native, zstd-napi) and
 //                                      their runtime dependencies, pruned to linux-x64 (glibc; koffi
 //                                      also its musl build)
@@ -117,11 +117,11 @@ async function dirSize(dir) {
   return total;
 }
 
-/** The modinfo worker, a second entry beside the main file (modinfo.ts finds it by URL). */
-const WORKER_ENTRY = 'src/ops/modinfo-worker.ts';
+/** The module-reading worker, a second entry beside the main file (module-pool.ts finds it by URL). */
+const WORKER_ENTRY = 'src/ops/module-worker.ts';
 
 /**
- * Bundle the JavaScript only: `kmod-ts.cjs` and `modinfo-worker.js` in `outDir`, native
+ * Bundle the JavaScript only: `kmod-ts.cjs` and `module-worker.js` in `outDir`, native
  * packages left as imports (resolved from the node_modules around `outDir`).
  * @param {string} outDir
  * @param {{ entry?: string, minify?: boolean }} [opts]
@@ -156,7 +156,7 @@ export async function buildJs(outDir, opts = {}) {
   await esbuild.build({
     ...common,
     entryPoints: [path.join(projectDir, WORKER_ENTRY)],
-    outfile: path.join(outDir, 'modinfo-worker.js'),
+    outfile: path.join(outDir, 'module-worker.js'),
     format: 'esm',
     // Bundled CommonJS code (if any) still calls require() for Node built-ins.
     banner: { js: "import{createRequire as __kmodTsCreateRequire}from'node:module';const require=__kmodTsCreateRequire(import.meta.url);" },

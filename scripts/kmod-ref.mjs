@@ -84,7 +84,7 @@ export async function runKmodRef(tool, args = [], opts = {}) {
   const ref = await ensureKmodRef();
   const [prog, ...rest] = kmodRefArgv(ref, tool, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(prog, rest, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(prog, rest, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out = []; const err = [];
     child.stdout.on('data', (d) => out.push(d));
     child.stderr.on('data', (d) => err.push(d));
@@ -92,7 +92,11 @@ export async function runKmodRef(tool, args = [], opts = {}) {
     child.on('close', (code, signal) => resolve({
       status: code ?? 128 + (signal ? 9 : 0), stdout: Buffer.concat(out), stderr: Buffer.concat(err),
     }));
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // a tool that exits without reading its input must not fail the caller with EPIPE
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input);
+    }
   });
 }
 

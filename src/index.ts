@@ -1,5 +1,6 @@
 /**
- * kmod-ts as a library: load, remove and list kernel modules from Node programs.
+ * kmod-ts as a library: load, remove and list kernel modules, read their information and build
+ * the module database (depmod) from Node programs.
  *
  * @example
  * import { loadModule, removeModule, listModules, ModuleFileError, SyscallError } from 'kmod-ts';
@@ -45,3 +46,5 @@ export { readModprobeConfig, parseModprobeConfig, type ModprobeConfig, type Conf
 export { strerror, errnoName, errnoFromCode } from './kernel/errno.js';
 export { VERSION } from './cli/version.js';
 export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './ops/modinfo.js';
+export { depmod, DepmodError, DEPMOD_FILES, type DepmodOptions, type DepmodResult, type DepmodFile, type DepmodMessage } from './ops/depmod.js';
+export { IndexTrie, IndexNode, IndexFormatError, type IndexValue, type IndexLayout } from './db/index-trie.js';

@@ -24,6 +24,8 @@ export interface DepmodImageFailure {
   codecMessage?: string;
 }
 
+let scratch = Buffer.allocUnsafe(1 << 20);
+
 /** kmod reads this many bytes to detect compression; a shorter file is EINVAL. */
 const MAGIC_MAX = 6;
 
@@ -47,7 +49,10 @@ export function readDepmodImage(file: string, opts: { maxSize?: number } = {}): 
   try {
     const size = fstatSync(fd).size;
     if (size < MAGIC_MAX) return { errno: Errno.EINVAL };
-    const whole = Buffer.allocUnsafe(size);
+    // one scratch buffer per thread for the file's bytes: everything kept is copied out as
+    // strings, and a fresh module-sized buffer per file was most of the garbage collector's work
+    if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+    const whole = scratch;
     let got = 0;
     while (got < size) {
       const n = readSync(fd, whole, got, size - got, got);

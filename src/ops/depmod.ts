@@ -27,6 +27,7 @@ import { KmodHash } from '../db/kmod-hash.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
 import { aliasNormalize, modnameNormalize } from '../db/module-db.js';
 import { readDepmodImage, type DepmodImageFailure } from '../file/depmod-image.js';
+import { ModulePool } from './module-pool.js';
 import type { DepmodParts, NeededSymbol } from '../file/elf/symbols.js';
 import { errnoFromCode, strerror, Errno } from '../kernel/errno.js';
 
@@ -951,8 +952,32 @@ function loadSystemMap(file: string, prefix: string, add: (name: string, skipped
   }
 }
 
-/** Reads every module's parts, in order. */
+/** Files per worker request: big enough to make messages cheap, small enough to share the work evenly. */
+const BATCH = 24;
+
+/**
+ * Reads every module's parts, in order: on `parallel` worker threads (default one per core)
+ * when there are enough modules to be worth starting them, else on this thread.
+ */
 async function readModules(paths: string[], parallel: number | undefined): Promise<Array<DepmodParts | DepmodImageFailure>> {
-  void parallel;
-  return paths.map((p) => readDepmodImage(p));
+  const n = Math.min(parallel ?? ModulePool.defaultSize(), Math.ceil(paths.length / BATCH));
+  const pool = paths.length >= 2 * BATCH ? await ModulePool.start(n) : undefined;
+  if (pool === undefined) return paths.map((p) => readDepmodImage(p));
+  try {
+    const out: Array<DepmodParts | DepmodImageFailure> = new Array(paths.length);
+    let next = 0;
+    // two batches in flight per worker, so that none waits for the main thread between batches
+    const lane = async (): Promise<void> => {
+      while (next < paths.length) {
+        const start = next;
+        next = Math.min(paths.length, next + BATCH);
+        const m = (await pool.request({ kind: 'depmod', files: paths.slice(start, next) })) as { results: Array<DepmodParts | DepmodImageFailure> };
+        for (let i = 0; i < m.results.length; i++) out[start + i] = m.results[i];
+      }
+    };
+    await Promise.all(Array.from({ length: pool.size * 2 }, lane));
+    return out;
+  } finally {
+    pool.close();
+  }
 }

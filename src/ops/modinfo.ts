@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { statSync, existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import type { Worker } from 'node:worker_threads';
 import { decodeModinfo } from '../file/elf/sections.js';
 import { Errno } from '../kernel/errno.js';
 import { ImageError, readImageParts, type ImageParts } from '../file/modinfo-image.js';
+import { ModulePool } from './module-pool.js';
 import { aliasNormalize, ModuleIndex, modnameNormalize, pathToModname } from '../db/module-db.js';
 import { describeSignature, hexColumns, loadSignatureSupport, type SignatureDescription } from '../file/signature.js';
 
@@ -189,12 +188,8 @@ export function resolveModules(arg: string, index: ModuleIndex, opts: { asName?:
  * const r = new ModinfoReader(index, {}); try { for (const p of refs.map((x) => r.read(x))) await p } finally { r.close() }
  */
 export class ModinfoReader {
-  #workers: Worker[] = [];
-  #pending = new Map<number, { resolve: (p: ImageParts) => void; reject: (e: unknown) => void }>();
-  #next = 0;
-  #rr = 0;
+  #pool: Promise<ModulePool | undefined> | undefined;
   #sigLoad: Promise<void> | undefined;
-  #started: Promise<boolean> | undefined;
 
   /**
    * @param index the modules directory's index (for built-ins)
@@ -202,37 +197,6 @@ export class ModinfoReader {
    *   compressed files (0: decompress on this thread)
    */
   constructor(readonly index: ModuleIndex, readonly opts: ModinfoOptions & { parallel?: number } = {}) {}
-
-  /** Starts the workers once; resolves to false when they cannot be had. */
-  #startWorkers(): Promise<boolean> {
-    return (this.#started ??= this.#spawn());
-  }
-
-  async #spawn(): Promise<boolean> {
-    const n = this.opts.parallel ?? 0;
-    if (n <= 0) return false;
-    const url = new URL('./modinfo-worker.js', import.meta.url);
-    // a single-file bundle has no worker script: decompress here instead
-    if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return false;
-    const { Worker } = await import('node:worker_threads');
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(url);
-      w.on('message', (m: { id: number; parts?: ImageParts; error?: { errno: number; message: string; format?: string } }) => {
-        const p = this.#pending.get(m.id);
-        if (!p) return;
-        this.#pending.delete(m.id);
-        if (m.error) p.reject(new ImageError(m.error.errno, m.error.message, m.error.format));
-        else p.resolve(m.parts!);
-      });
-      w.on('error', (e) => {
-        for (const p of this.#pending.values()) p.reject(e);
-        this.#pending.clear();
-      });
-      w.unref();
-      this.#workers.push(w);
-    }
-    return true;
-  }
 
   #readParts(file: string, compressed: boolean): Promise<ImageParts> {
     if (!compressed || (this.opts.parallel ?? 0) <= 0) {
@@ -242,17 +206,11 @@ export class ModinfoReader {
         return Promise.reject(e);
       }
     }
-    return this.#startWorkers().then((ok) => {
-      if (!ok) return readImageParts(file, { maxSize: this.opts.maxSize });
-      return new Promise<ImageParts>((resolve, reject) => {
-        const id = this.#next++;
-        this.#pending.set(id, { resolve, reject });
-        const w = this.#workers[this.#rr++ % this.#workers.length];
-        w.ref();
-        w.postMessage({ id, file, maxSize: this.opts.maxSize });
-      }).finally(() => {
-        if (this.#pending.size === 0) for (const w of this.#workers) w.unref();
-      });
+    return (this.#pool ??= ModulePool.start(this.opts.parallel ?? 0)).then(async (pool) => {
+      if (!pool) return readImageParts(file, { maxSize: this.opts.maxSize });
+      const m = (await pool.request({ kind: 'modinfo', file, maxSize: this.opts.maxSize })) as { parts?: ImageParts; error?: { errno: number; message: string; format?: string } };
+      if (m.error) throw new ImageError(m.error.errno, m.error.message, m.error.format);
+      return m.parts!;
     });
   }
 
@@ -296,8 +254,7 @@ export class ModinfoReader {
 
   /** Ends the worker threads. */
   close(): void {
-    for (const w of this.#workers) void w.terminate();
-    this.#workers = [];
+    void this.#pool?.then((p) => p?.close());
   }
 }
 

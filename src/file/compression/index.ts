@@ -420,31 +420,62 @@ interface Liblzma {
 let liblzmaFns: Liblzma | null | undefined;
 let liblzmaFailure = '';
 
+/** Which liblzma the direct decoder runs: the system's `liblzma.so.5`, or the one inside lzma-native's addon. */
+export type XzLibrary = 'system' | 'lzma-native';
+let liblzmaFrom: XzLibrary | undefined;
+
 /**
- * liblzma's functions, from lzma-native's addon file itself: it links liblzma in statically and
- * exports its symbols, so this is the same library the binding runs (the chosen dependency),
- * called without the binding's copies. null when the FFI, the file or a symbol is missing, or
- * the platform is not LP64 (the `lzma_stream` layout below assumes 8-byte pointers and size_t).
+ * liblzma's functions. First the system's `liblzma.so.5` (xz-utils ≥ 5.4 decodes in about half
+ * the CPU time of the liblzma 5.2 that lzma-native links in), unless `KMOD_TS_LIBLZMA=lzma-native`;
+ * else lzma-native's addon file itself, which links liblzma in statically and exports its
+ * symbols. null when the FFI, both files or a symbol are missing, or the platform is not LP64
+ * (the `lzma_stream` layout below assumes 8-byte pointers and size_t).
  */
 function liblzma(): Liblzma | null {
   if (liblzmaFns !== undefined) return liblzmaFns;
-  try {
-    if (!['x64', 'arm64', 'riscv64', 'ppc64', 's390x', 'loong64'].includes(process.arch)) throw new Error(`not an LP64 platform: ${process.arch}`);
-    const req = createRequire(import.meta.url);
-    const pkg = req.resolve('lzma-native/package.json');
-    const nodeGypBuild = createRequire(pkg)('node-gyp-build') as { path(dir: string): string };
-    const lib = loadNativeLibrary(nodeGypBuild.path(dirname(pkg)));
-    liblzmaFns = {
+  const failures: string[] = [];
+  const bind = (file: string): Liblzma => {
+    const lib = loadNativeLibrary(file);
+    return {
       streamDecoder: lib.func('int lzma_stream_decoder(void *strm, uint64_t memlimit, uint32_t flags)'),
       code: lib.func('int lzma_code(void *strm, int action)'),
       end: lib.func('void lzma_end(void *strm)'),
       crc32Async: lib.funcAsync('uint32_t lzma_crc32(uint64_t buf, size_t size, uint32_t crc)'),
     };
+  };
+  liblzmaFns = null;
+  try {
+    if (!['x64', 'arm64', 'riscv64', 'ppc64', 's390x', 'loong64'].includes(process.arch)) throw new Error(`not an LP64 platform: ${process.arch}`);
+    if (process.env.KMOD_TS_LIBLZMA !== 'lzma-native') {
+      try {
+        liblzmaFns = bind('liblzma.so.5');
+        liblzmaFrom = 'system';
+        return liblzmaFns;
+      } catch (err) {
+        failures.push(`liblzma.so.5: ${(err as Error).message}`);
+      }
+    }
+    const req = createRequire(import.meta.url);
+    const pkg = req.resolve('lzma-native/package.json');
+    const nodeGypBuild = createRequire(pkg)('node-gyp-build') as { path(dir: string): string };
+    liblzmaFns = bind(nodeGypBuild.path(dirname(pkg)));
+    liblzmaFrom = 'lzma-native';
   } catch (err) {
-    liblzmaFailure = (err as Error).message;
-    liblzmaFns = null;
+    failures.push((err as Error).message);
+    liblzmaFailure = failures.join('; ');
   }
   return liblzmaFns;
+}
+
+/**
+ * The liblzma the direct xz decoder uses (see {@link xzDecoder}).
+ * @returns `system` (the system's liblzma.so.5), `lzma-native` (the copy in lzma-native's addon),
+ *   or undefined when neither loads (decoding then goes through lzma-native's stream binding)
+ * @example xzLibrary() // 'system'
+ */
+export function xzLibrary(): XzLibrary | undefined {
+  liblzma();
+  return liblzmaFrom;
 }
 
 // lzma_stream on LP64 (lzma/base.h): next_in, avail_in, total_in, next_out, avail_out,

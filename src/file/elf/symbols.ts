@@ -219,10 +219,11 @@ export class KmodElf {
 
   /**
    * `kmod_elf_get_symbols`: `__crc_*` entries of `.symtab`, else `__ksymtab_strings`.
-   * @returns the exports
-   * @throws {ElfSymbolsError} ENODATA when there is neither, EINVAL for a malformed `__ksymtab_strings`
+   * @returns the exports, or kmod's errno: ENODATA when there is neither, EINVAL for a malformed
+   *   `__ksymtab_strings` (an errno, not a throw: most modules export nothing, and a thrown error
+   *   costs a stack trace each)
    */
-  exportedSymbols(): ExportedSymbol[] {
+  exportedSymbols(): ExportedSymbol[] | number {
     const strtab = this.#section(2);
     const symtab = this.#section(3);
     const symlen = this.x32 ? 16 : 24;
@@ -254,9 +255,9 @@ export class KmodElf {
     return BigInt(this.uint(sec.offset + Number(crc), 4));
   }
 
-  #ksymtabStrings(): ExportedSymbol[] {
+  #ksymtabStrings(): ExportedSymbol[] | number {
     const sec = this.#section(0);
-    if (sec === undefined) throw new ElfSymbolsError(ENODATA, 'no symbols');
+    if (sec === undefined) return ENODATA;
     const b = this.#b;
     let start = sec.offset;
     let size = sec.size;
@@ -265,7 +266,7 @@ export class KmodElf {
       size--;
     }
     if (size <= 1) return [];
-    if (b[start + size - 1] !== 0) throw new ElfSymbolsError(EINVAL, '__ksymtab_strings does not end with \\0');
+    if (b[start + size - 1] !== 0) return EINVAL;
     const out: ExportedSymbol[] = [];
     let last = start;
     for (let i = start; i < start + size; i++) {
@@ -279,10 +280,9 @@ export class KmodElf {
   /**
    * `kmod_elf_get_dependency_symbols`: undefined `.symtab` entries (weak ones marked), each with
    * its `__versions` CRC, then the `__versions` entries no symbol matched.
-   * @returns the needed symbols
-   * @throws {ElfSymbolsError} EINVAL without `.strtab`/`.symtab` or for a malformed one
+   * @returns the needed symbols, or EINVAL without `.strtab`/`.symtab` or for a malformed one
    */
-  neededSymbols(): NeededSymbol[] {
+  neededSymbols(): NeededSymbol[] | number {
     let ver = this.#section(4);
     const verlen = 64;
     const crclen = this.x32 ? 4 : 8;
@@ -290,9 +290,9 @@ export class KmodElf {
     if (ver !== undefined && ver.size % verlen !== 0) ver = undefined;
     const strtab = this.#section(2);
     const symtab = this.#section(3);
-    if (strtab === undefined || symtab === undefined) throw new ElfSymbolsError(EINVAL, 'no .strtab or .symtab');
+    if (strtab === undefined || symtab === undefined) return EINVAL;
     const symlen = this.x32 ? 16 : 24;
-    if (symtab.size % symlen !== 0) throw new ElfSymbolsError(EINVAL, 'bad .symtab size');
+    if (symtab.size % symlen !== 0) return EINVAL;
     const b = this.#b;
     const vercount = ver === undefined ? 0 : ver.size / verlen;
     // __versions names, each at most namlen-1 chars (a full-length one is "too long" and never matches)
@@ -314,7 +314,7 @@ export class KmodElf {
       const info = b[this.x32 ? s + 12 : s + 4];
       if (register && (info & 0xf) === STT_REGISTER) continue;
       const nameOff = this.uint(s, 4);
-      if (nameOff >= strtab.size) throw new ElfSymbolsError(EINVAL, '.symtab name out of .strtab');
+      if (nameOff >= strtab.size) return EINVAL;
       const p = strtab.offset + nameOff;
       if (b[p] === 0) continue;
       const name = this.#cstr(p);
@@ -335,7 +335,7 @@ export class KmodElf {
     for (let k = 0; k < vercount; k++) {
       if (visited[k]) continue;
       const name = verNames[k];
-      if (name === undefined) throw new ElfSymbolsError(EINVAL, '__versions name too long');
+      if (name === undefined) return EINVAL;
       out.push({ name, crc: this.#big(ver!.offset + k * verlen, crclen), weak: false });
     }
     return out;
@@ -343,20 +343,10 @@ export class KmodElf {
 
   /** Everything depmod reads, with libkmod's failures folded in as depmod sees them. */
   depmodParts(): DepmodParts {
-    let exports: ExportedSymbol[] | undefined;
-    let exportsErrno: number | undefined;
-    try {
-      exports = this.exportedSymbols();
-    } catch (e) {
-      if (!(e instanceof ElfSymbolsError)) throw e;
-      if (e.errno !== ENODATA) exportsErrno = e.errno;
-    }
-    let needs: NeededSymbol[] | undefined;
-    try {
-      needs = this.neededSymbols();
-    } catch (e) {
-      if (!(e instanceof ElfSymbolsError)) throw e;
-    }
-    return { exports, exportsErrno, modinfo: this.modinfoStrings() ?? [], needs };
+    const exp = this.exportedSymbols();
+    const exports = typeof exp === 'number' ? undefined : exp;
+    const exportsErrno = typeof exp === 'number' && exp !== ENODATA ? exp : undefined;
+    const need = this.neededSymbols();
+    return { exports, exportsErrno, modinfo: this.modinfoStrings() ?? [], needs: typeof need === 'number' ? undefined : need };
   }
 }

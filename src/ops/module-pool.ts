@@ -1,0 +1,95 @@
+/**
+ * One pool of worker threads that read parts of many module files at once (`modinfo` of many
+ * modules, depmod's whole tree): each worker runs {@link module-worker}, requests go to the
+ * worker with the fewest in flight, and the workers do not keep the process alive while idle.
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import type { WorkerRequest } from './module-worker.js';
+
+type Pending = { resolve: (m: Record<string, unknown>) => void; reject: (e: unknown) => void };
+
+/** Request without its id (the pool numbers them). */
+export type PoolRequest = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/**
+ * Worker threads for module reading.
+ * @example
+ * const pool = await ModulePool.start(2);
+ * if (pool) try { await pool.request({ kind: 'depmod', files }) } finally { pool.close() }
+ */
+export class ModulePool {
+  readonly #workers: Array<{ w: Worker; busy: number }> = [];
+  readonly #pending = new Map<number, Pending & { slot: { w: Worker; busy: number } }>();
+  #next = 0;
+
+  private constructor() {}
+
+  /** The number of threads worth starting: one per core. */
+  static defaultSize(): number {
+    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  }
+
+  /**
+   * Starts `size` workers.
+   * @returns the pool, or undefined when workers cannot be had (no worker script beside this
+   *   file, e.g. some repackaging) — then read on the calling thread
+   */
+  static async start(size: number): Promise<ModulePool | undefined> {
+    if (size <= 0) return undefined;
+    const url = new URL('./module-worker.js', import.meta.url);
+    if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
+    const { Worker } = await import('node:worker_threads');
+    const pool = new ModulePool();
+    for (let i = 0; i < size; i++) {
+      const slot = { w: new Worker(url), busy: 0 };
+      slot.w.on('message', (m: Record<string, unknown> & { id: number }) => {
+        const p = pool.#pending.get(m.id);
+        if (!p) return;
+        pool.#pending.delete(m.id);
+        if (--p.slot.busy === 0) p.slot.w.unref();
+        p.resolve(m);
+      });
+      slot.w.on('error', (e) => {
+        for (const [id, p] of pool.#pending) {
+          if (p.slot !== slot) continue;
+          pool.#pending.delete(id);
+          p.reject(e);
+        }
+      });
+      slot.w.unref();
+      pool.#workers.push(slot);
+    }
+    return pool;
+  }
+
+  /** Number of worker threads. */
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * Sends one request to the least busy worker.
+   * @param req a `modinfo` or `depmod` request
+   * @returns the worker's answer (`{ id, parts }`, `{ id, error }` or `{ id, results }`)
+   */
+  request(req: PoolRequest): Promise<Record<string, unknown>> {
+    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, slot });
+      if (slot.busy++ === 0) slot.w.ref();
+      slot.w.postMessage({ ...req, id });
+    });
+  }
+
+  /** Ends the worker threads. */
+  close(): void {
+    for (const { w } of this.#workers) void w.terminate();
+    this.#workers.length = 0;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Worker thread body of the {@link ModulePool}: reads parts of module files off the main thread,
+ * so many compressed modules are decompressed on all cores at once. Two kinds of request:
+ * - `modinfo`: `{ id, kind, file, maxSize }` → `{ id, parts }` (the `.modinfo` section and the
+ *   signature, {@link readImageParts}) or `{ id, error: { errno, message, format } }`;
+ * - `depmod`: `{ id, kind, files, maxSize }` → `{ id, results }`, one {@link readDepmodImage}
+ *   result per file (a batch: one message per module would cost more than reading a small one).
+ *
+ * @module
+ */
+import { parentPort } from 'node:worker_threads';
+import { ImageError, readImageParts } from '../file/modinfo-image.js';
+import { readDepmodImage } from '../file/depmod-image.js';
+
+/** A request from the main thread. */
+export type WorkerRequest =
+  | { id: number; kind: 'modinfo'; file: string; maxSize?: number }
+  | { id: number; kind: 'depmod'; files: string[]; maxSize?: number };
+
+parentPort?.on('message', (req: WorkerRequest) => {
+  if (req.kind === 'depmod') {
+    const results = req.files.map((f) => {
+      try {
+        return readDepmodImage(f, { maxSize: req.maxSize });
+      } catch (e) {
+        // anything else is a bug; EIO keeps the report in kmod's shape
+        return { errno: 5, codecMessage: undefined, bug: String((e as Error)?.message ?? e) };
+      }
+    });
+    parentPort!.postMessage({ id: req.id, results });
+    return;
+  }
+  try {
+    const parts = readImageParts(req.file, { maxSize: req.maxSize });
+    const transfer = [parts.modinfo.buffer];
+    if (parts.signature) transfer.push(parts.signature.signer.buffer, parts.signature.keyId.buffer, parts.signature.signature.buffer);
+    parentPort!.postMessage({ id: req.id, parts }, transfer as ArrayBuffer[]);
+  } catch (e) {
+    // anything else is a bug; EIO keeps the main thread's report in kmod's shape
+    const err = e instanceof ImageError ? e : new ImageError(5, String((e as Error)?.message ?? e));
+    parentPort!.postMessage({ id: req.id, error: { errno: err.errno, message: err.message, format: err.format } });
+  }
+});
