@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bufferSource, decodeModinfo, parseElfSections } from '../src/file/elf/sections.js';
 import { appendSignature } from './helpers/elf-builder.js';
-import { der, longSectionNames, manyShortStrings, pkcs7Blob, xzWithIndexSize, type Pkcs7Parts } from './helpers/hostile.js';
+import { der, gzipBomb, longSectionNames, manyShortStrings, pkcs7Blob, xzConcat, xzWithIndexSize, type Pkcs7Parts } from './helpers/hostile.js';
 import { fakeSys } from './helpers/fake-sys.js';
 import { compress, fixtureModule, tempDir, writeTree } from './helpers/modules.js';
 import { runMain } from './helpers/run.js';
@@ -191,6 +191,44 @@ describe('class 6: a signature OpenSSL would not decode shows no signature field
           'sig_hashalgo:   sha256',
         ]);
       }
+    });
+  }
+});
+
+describe('class 4: a decompression bomb stops within the cap plus a small constant', () => {
+  const MiB = 1 << 20;
+  const cap = 128 * MiB;
+  const bombs = join(dir, 'bombs');
+  mkdirSync(bombs, { recursive: true });
+  // Made once: 16 MiB of zeros, compressed by the C tools; bombs are copies of them.
+  const zeros16 = Buffer.alloc(16 * MiB);
+  const xz16 = compress('xz', zeros16);
+  const zstdNoSize = execFileSync('sh', ['-c', 'head -c 320M /dev/zero | zstd -q -c -T1'], { maxBuffer: 1 << 26 });
+  const xzBomb = xzConcat(xz16, 20);
+  const cases: Array<[string, Buffer, 'gzip' | 'xz' | 'zstd', RegExp]> = [
+    ['gzip, 320 MiB, its trailer honest', gzipBomb(320 * MiB), 'gzip', /File too large/],
+    ['gzip, 320 MiB, its trailer saying 1 MiB', gzipBomb(320 * MiB, { isize: MiB }), 'gzip', /File too large/],
+    ['zstd without a content size, 320 MiB', zstdNoSize, 'zstd', /File too large/],
+    ['xz without its last footer (no index to read), 320 MiB', xzBomb.subarray(0, xzBomb.length - 12), 'xz', /File too large/],
+    ['xz whose last index claims the cap less 1 MiB, 320 MiB', Buffer.concat([xzWithIndexSize(xzConcat(xz16, 19), 16 * MiB), xzWithIndexSize(xz16, cap - 19 * 16 * MiB - MiB)]), 'xz', /File too large|File is corrupt/],
+  ];
+  for (const [name, data, format, want] of cases) {
+    it(`${name}: refused, peak RSS under ${cap / MiB} + 64 MiB`, () => {
+      const file = join(bombs, `${name.replace(/\W+/g, '-')}.${format}`);
+      writeFileSync(file, data);
+      const lib = new URL('../src/file/compression/index.js', import.meta.url).href;
+      const code = `
+        import { readFileSync } from 'node:fs';
+        const { decompressSync } = await import(${JSON.stringify(lib)});
+        let message = 'decoded';
+        try { decompressSync(${JSON.stringify(format)}, readFileSync(${JSON.stringify(file)}), { maxSize: ${cap} }); } catch (e) { message = e.message; }
+        const hwm = 1024 * Number(/VmHWM:\\s*(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+        console.log(JSON.stringify({ message, hwm }));`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const { message, hwm } = JSON.parse(r.stdout) as { message: string; hwm: number };
+      assert.match(message, want);
+      assert.ok(hwm <= cap + 64 * MiB, `peak ${(hwm / MiB).toFixed(0)} MiB, cap ${cap / MiB} MiB`);
     });
   }
 });

@@ -69,31 +69,26 @@ export function xzWithIndexSize(xz: Uint8Array, size: number): Buffer {
 }
 
 /**
- * A gzip member of `size` zero bytes made without holding them: one deflate stream of a
- * repeated block (deflate's own back-references keep it at about size/1000 bytes).
- * `isize` overrides the trailer's size (mod 2^32) to make the hint lie.
+ * A gzip member of `size` zero bytes, made without holding them: one 16 MiB piece of raw deflate
+ * (sync-flushed, so pieces concatenate into one stream) repeated, then a final piece. About
+ * size/1000 bytes. The trailer's CRC and size are right unless `isize` overrides the size field.
  */
 export function gzipBomb(size: number, opts: { isize?: number } = {}): Buffer {
-  // stored blocks would not compress; a raw deflate of zeros, concatenated blocks via sync flush
   const unit = 16 << 20;
   const zeros = Buffer.alloc(Math.min(unit, size));
-  const parts: Buffer[] = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
-  // each piece is a complete raw deflate stream without the final-block bit except the last
-  let left = size;
-  const pieces: Buffer[] = [];
-  while (left > 0) {
-    const n = Math.min(unit, left);
-    left -= n;
-    pieces.push(deflateRawSync(zeros.subarray(0, n), { level: 9, finishFlush: left > 0 ? 2 /* Z_SYNC_FLUSH */ : 4 }));
+  const full = Math.floor(size / unit);
+  const rest = size - full * unit;
+  const piece = full > 0 ? deflateRawSync(zeros, { level: 9, finishFlush: 2 /* Z_SYNC_FLUSH */ }) : Buffer.alloc(0);
+  const last = deflateRawSync(zeros.subarray(0, rest), { level: 9 });
+  let crc = 0;
+  if (typeof zlibCrc32 === 'function') {
+    for (let i = 0; i < full; i++) crc = zlibCrc32(zeros, crc);
+    crc = zlibCrc32(zeros.subarray(0, rest), crc);
   }
-  // A raw deflate stream ends with a final block; a sync-flushed one ends with an empty stored
-  // block and no final bit, so the pieces concatenate into one stream.
-  parts.push(...pieces);
   const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(0, 0); // CRC of the data: wrong, but a bomb is refused before the check
-  trailer.writeUInt32LE((opts.isize ?? size) >>> 0, 4);
-  parts.push(trailer);
-  return Buffer.concat(parts);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE((opts.isize ?? size) % 2 ** 32, 4);
+  return Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), ...Array(full).fill(piece), last, trailer]);
 }
 
 /** A `.modinfo` of `count` one-letter strings without `=`: `a\0a\0...`. */
@@ -189,4 +184,12 @@ export function pkcs7Blob(p: Pkcs7Parts = {}): Buffer {
     der(0x31, signerInfo),
   );
   return der(0x30, oid('1.2.840.113549.1.7.2'), der(0xa0, signed));
+}
+
+/**
+ * An xz bomb of `copies` concatenated streams, each `unit` (a small xz file of zeros made once by
+ * the caller): decodes to copies × its size, costs copies × its compressed size.
+ */
+export function xzConcat(unit: Uint8Array, copies: number): Buffer {
+  return Buffer.concat(Array(copies).fill(Buffer.from(unit)));
 }

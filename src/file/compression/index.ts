@@ -185,9 +185,10 @@ class Sink {
   pos = 0;
   private readonly limit: number;
 
-  constructor(private readonly format: CompressedFormat, initial: number, readonly maxSize: number) {
+  /** @param reserved a buffer of `maxSize + 1` bytes from {@link reserveToCap}, used instead of growing */
+  constructor(private readonly format: CompressedFormat, initial: number, readonly maxSize: number, reserved?: Buffer) {
     this.limit = maxSize + 1;
-    this.buf = Buffer.allocUnsafe(Math.max(0, Math.min(initial, this.limit)));
+    this.buf = reserved ?? Buffer.allocUnsafe(Math.max(0, Math.min(initial, this.limit)));
   }
 
   /** Room for at least `need` more bytes (if the cap allows), growing by doubling. */
@@ -226,6 +227,22 @@ class Sink {
   }
 }
 
+/**
+ * One buffer of `maxSize + 1` bytes for output whose size is not known, or not believed. Its pages
+ * are untouched until output is written to them, so memory is the output, never the cap; and it
+ * never grows, so there are never two copies: a growing buffer (old copy + doubled new one) or
+ * a list of chunks plus their concatenation both peaked near twice the cap on a decompression
+ * bomb (gzip 2.1 GB, zstd 1.8 GB at the 1 GiB default). undefined when the address space cannot
+ * be had (a small machine with strict overcommit): callers then grow by doubling.
+ */
+function reserveToCap(maxSize: number): Buffer | undefined {
+  try {
+    return Buffer.allocUnsafe(maxSize + 1);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Load a codec package on first use; a missing or broken one is an `unsupported` format. */
 function loadCodec<T>(format: CompressedFormat, what: string, load: (require: NodeRequire) => T): T {
   try {
@@ -257,8 +274,11 @@ const DEFLATE_MAX_RATIO = 1032;
  *
  * Sizing: `chunkSize` = ISIZE + 1 makes zlib write the whole output into one buffer and return
  * a view of it (Node concatenates only when it needs several chunks). The +1 keeps zlib from
- * allocating a second chunk when the output exactly fills the first. With several members the
- * last ISIZE is too small; the output then comes in several chunks and one concat.
+ * allocating a second chunk when the output exactly fills the first, and `maxOutputLength` =
+ * ISIZE stops it there when the output is longer (several members, whose last ISIZE is too
+ * small, or a lying trailer). Then, or without a believable ISIZE, the output goes into one
+ * chunk of the cap's size (see {@link reserveToCap}): zlib never needs a second chunk, and a
+ * bomb stops when that one is full.
  */
 function gunzip(src: Buffer, maxSize: number): Buffer {
   // Checked here, because zlib's wording ("incorrect header check") is reserved below for a bad
@@ -273,15 +293,21 @@ function gunzip(src: Buffer, maxSize: number): Buffer {
   const isize = src.length >= 18 ? src.readUInt32LE(src.length - 4) : 0;
   // An ISIZE below half the input is not a plausible single-member size (trailing zero padding,
   // a small last member): guess from the input instead.
-  const hint = isize >= src.length / 2 && isize <= src.length * DEFLATE_MAX_RATIO ? isize : src.length * 4;
-  const limit = maxSize + 1;
-  const chunkSize = Math.max(z.constants.Z_MIN_CHUNK, Math.min(hint + 1, limit, 1 << 30));
-  let result: { buffer: Buffer; engine: Zlib.Gunzip };
+  const hint = isize >= src.length / 2 && isize <= src.length * DEFLATE_MAX_RATIO && isize <= maxSize ? isize : undefined;
+  type Result = { buffer: Buffer; engine: Zlib.Gunzip };
+  const run = (chunkSize: number, maxOutputLength: number): Result =>
+    z.gunzipSync(src, { chunkSize: Math.max(z.constants.Z_MIN_CHUNK, chunkSize), maxOutputLength: Math.max(1, maxOutputLength), info: true }) as unknown as Result;
+  let result: Result | undefined;
   try {
-    result = z.gunzipSync(src, { chunkSize, maxOutputLength: Math.max(1, maxSize), info: true }) as unknown as {
-      buffer: Buffer;
-      engine: Zlib.Gunzip;
-    };
+    if (hint !== undefined) {
+      try {
+        result = run(hint + 1, hint);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException)?.code !== 'ERR_BUFFER_TOO_LARGE' || hint >= maxSize) throw err;
+      }
+    }
+    // The cap's size as one chunk; where that cannot be reserved, 1 MiB chunks and a concat.
+    result ??= reserveToCap(maxSize) !== undefined ? run(maxSize + 1, maxSize) : run(1 << 20, maxSize);
   } catch (err) {
     throw gzipError(err);
   }
@@ -385,8 +411,15 @@ function unxz(src: Buffer, maxSize: number): Buffer {
   // The index is verified by liblzma as it decodes, so a file that declares more than the cap
   // is either too large or corrupt; refusing it now avoids decoding up to the cap first.
   if (declared !== undefined && declared > maxSize) throw tooLarge('xz');
-  if (declared !== undefined && xzDecoder() === 'liblzma') return unxzDirect(liblzma()!, src, declared);
-  return unxzStream(src, declared, maxSize);
+  // A claim the data cannot hold (LZMA2 tops out near 7000:1) gets no buffer of its size: that
+  // buffer would be touched whole by page warming while the data fills a corner of it.
+  const believed = declared !== undefined && declared <= Math.max(src.length, 64) * XZ_WORST_RATIO ? declared : undefined;
+  if (xzDecoder() === 'liblzma') {
+    if (believed !== undefined) return unxzDirect(liblzma()!, src, Buffer.allocUnsafe(believed), maxSize, true);
+    const reserved = reserveToCap(maxSize);
+    if (reserved) return unxzDirect(liblzma()!, src, reserved, maxSize, false);
+  }
+  return unxzStream(src, believed, maxSize);
 }
 
 /**
@@ -483,7 +516,8 @@ export function xzLibrary(): XzLibrary | undefined {
 const STRM = { size: 136, nextIn: 0, availIn: 8, nextOut: 24, availOut: 32, totalOut: 40 } as const;
 const LZMA_FINISH = 3;
 const LZMA_CONCATENATED = 0x08;
-const NO_MEMLIMIT = 0xffffffffffffffffn;
+// liblzma's memory limit: the cap plus what its decoder needs besides the dictionary.
+const XZ_MEMLIMIT_SLACK = 64n << 20n;
 // V8 keeps typed arrays of up to 64 bytes inside its heap, where they can move between calls.
 const MAX_ON_HEAP = 64;
 
@@ -538,13 +572,14 @@ function warmPages(lz: Liblzma, out: Buffer): void {
  * One `lzma_code(LZMA_FINISH)` call normally does it all; liblzma returns LZMA_BUF_ERROR when a
  * second call in a row can make no progress, so the loop ends.
  */
-function unxzDirect(lz: Liblzma, input: Buffer, size: number): Buffer {
+function unxzDirect(lz: Liblzma, input: Buffer, out: Buffer, maxSize: number, exact: boolean): Buffer {
   // Addresses go into C memory: the buffers must not live in V8's heap, where they could move.
   const src = input.length <= MAX_ON_HEAP ? Buffer.from(input) : input;
-  const out = Buffer.allocUnsafe(size);
-  warmPages(lz, out);
+  const size = out.length;
+  if (exact) warmPages(lz, out);
   const strm = Buffer.alloc(STRM.size); // LZMA_STREAM_INIT is all zeros
-  let ret = lz.streamDecoder(strm, NO_MEMLIMIT, LZMA_CONCATENATED);
+  // A dictionary larger than the cap could never be filled by output we accept.
+  let ret = lz.streamDecoder(strm, BigInt(maxSize) + XZ_MEMLIMIT_SLACK, LZMA_CONCATENATED);
   if (ret !== LZMA_OK) throw xzError(ret);
   try {
     strm.writeBigUInt64LE(bufferAddress(src), STRM.nextIn);
@@ -559,6 +594,12 @@ function unxzDirect(lz: Liblzma, input: Buffer, size: number): Buffer {
     lz.end(strm);
   }
   const produced = Number(strm.readBigUInt64LE(STRM.totalOut));
+  if (!exact) {
+    // `out` is the cap plus one byte: full means past the cap.
+    if (produced > maxSize) throw tooLarge('xz');
+    if (ret !== LZMA_STREAM_END) throw xzError(ret);
+    return out.subarray(0, produced);
+  }
   // More data than the index declared: the output is full but input is left (liblzma checks
   // the index only once it reaches it, so a lying index shows first as a full buffer).
   if (ret !== LZMA_STREAM_END && produced === size && strm.readBigUInt64LE(STRM.availIn) > 0n) throw xzError(LZMA_DATA_ERROR);
@@ -583,7 +624,9 @@ const XZ_WORST_RATIO = 8192;
 /** Decode through lzma-native's stream binding into a {@link Sink}. */
 function unxzStream(src: Buffer, declared: number | undefined, maxSize: number): Buffer {
   const lz = lzma();
-  const sink = new Sink('xz', declared ?? Math.max(src.length * 4, 64 * 1024), maxSize);
+  // Output past what the index declares is a lie found early (liblzma would say so at the index).
+  const limit = declared ?? maxSize;
+  const sink = new Sink('xz', declared ?? Math.max(src.length * 4, 64 * 1024), limit, declared === undefined ? reserveToCap(maxSize) : undefined);
   let failure: LzmaError | undefined;
   let ended = false;
   let overflow = false;
@@ -598,7 +641,7 @@ function unxzStream(src: Buffer, declared: number | undefined, maxSize: number):
     strm.streamDecoder_(null, lz.CONCATENATED);
     strm.setBufsize(XZ_OUT_CHUNK);
     for (let off = 0; off < src.length && !failure && !overflow; ) {
-      const room = maxSize - sink.pos;
+      const room = limit - sink.pos;
       const n = Math.min(XZ_IN_SLICE, Math.max(XZ_MIN_SLICE, Math.floor(room / XZ_WORST_RATIO)));
       strm.code(src.subarray(off, off + n), false); // never an empty slice: that means "finish"
       off += n;
@@ -610,7 +653,7 @@ function unxzStream(src: Buffer, declared: number | undefined, maxSize: number):
   } finally {
     strm.resetUnderlying();
   }
-  if (overflow) throw tooLarge('xz');
+  if (overflow) throw declared === undefined ? tooLarge('xz') : xzError(LZMA_DATA_ERROR);
   if (failure) throw xzError(failure.code, failure);
   if (!ended) throw new DecompressError('xz', 'truncated', 'Unexpected end of input');
   return sink.result();
@@ -759,7 +802,7 @@ function unzstd(src: Buffer, maxSize: number): Buffer {
     if (n !== known) throw new DecompressError('zstd', 'corrupt', 'Decoding error (36) : Corrupted block detected');
     return out;
   }
-  const sink = new Sink('zstd', Math.max(known, src.length * 4, z.dStreamOutSize()), maxSize);
+  const sink = new Sink('zstd', Math.max(known, src.length * 4, z.dStreamOutSize()), maxSize, reserveToCap(maxSize));
   let inPos = 0;
   let pending = 0; // libzstd's hint: 0 when the current frame is complete and flushed
   for (;;) {
