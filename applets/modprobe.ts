@@ -21,7 +21,7 @@ import {
   type ProbeFlags,
   type ProbeModule,
 } from '../src/ops/probe.js';
-import { runJobs, moduleInserter } from '../src/ops/probe-run.js';
+import { runJobs, moduleInserter, moduleSymbolVersions } from '../src/ops/probe-run.js';
 
 const HELP_TEXT = `Usage:
 \tPROG [options] [-i] [-b] modulename
@@ -204,6 +204,8 @@ function eventText(e: ProbeEvent): string {
       return `Could not run ${e.type} command '${e.command}' for module ${e.module}: ${strerror(e.errno)}`;
     case 'insert-failed':
       return `Failed to insert module '${e.path}': ${strerror(e.errno)}`;
+    case 'decompress-failed':
+      return `${e.format}: ${e.message}`;
     case 'remove-failed':
     case 'remove-wait-failed':
       return `could not remove '${e.module}': ${strerror(e.errno)}`;
@@ -378,10 +380,11 @@ async function run(ctx: AppletContext): Promise<number> {
     const showing = st.show || st.verbose > LOG_WARNING;
     const childEnv = { ...ctx.env };
     if (st.exported.length) childEnv.MODPROBE_OPTIONS = [...(ctx.env.MODPROBE_OPTIONS !== undefined ? [ctx.env.MODPROBE_OPTIONS] : []), ...st.exported].join(' ');
+    const report = (e: ProbeEvent) => write(e.level === 'fatal' ? logPriority : e.level === 'info' ? LOG_INFO : LOG_ERR, eventText(e));
     mp.hooks = {
       onAction: showing ? (a) => ctx.stdout.write(actionText(a)) : undefined,
-      onEvent: (e) => write(e.level === 'fatal' ? logPriority : e.level === 'info' ? LOG_INFO : LOG_ERR, eventText(e)),
-      insert: moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env }),
+      onEvent: report,
+      insert: moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env, report }),
     };
     mp.hooks.runCommand = shellRunner(childEnv);
 
@@ -401,8 +404,23 @@ async function run(ctx: AppletContext): Promise<number> {
 
     if (st.showConfig) return showConfig(ctx, mp);
     if (st.showModversions || st.showExports) {
-      log(`Module ${args[0]} not found.`);
-      return 1;
+      const file = args[0];
+      if (typeof mp.fromPath(file) === 'number') {
+        log(`Module ${file} not found.`);
+        return 1;
+      }
+      const which = st.showModversions ? 'modversions' : 'exports';
+      let list;
+      try {
+        list = await moduleSymbolVersions(file, which, report);
+      } catch (e) {
+        const errno = (e as { errno?: unknown }).errno;
+        if (typeof errno !== 'number') throw e;
+        log(`could not get ${which === 'modversions' ? 'modversions' : 'symbols'} of ${file}: ${strerror(errno)}`);
+        return 1;
+      }
+      ctx.stdout.write(list.map((v) => `0x${v.crc.toString(16).padStart(8, '0')}\t${v.name}\n`).join(''));
+      return 0;
     }
     if (st.remove) {
       let status = 0;

@@ -209,6 +209,15 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
       await compare(['-d', f.k.root, '-S', f.k.kver, '-C', confDir, '-C', path.join(confDir, 'ignored.txt'), '--show-config'], `${kernel} -c keywords`);
     });
 
+    it(`${kernel}: --show-modversions and --show-exports of module files (a sample of 12, compressed as shipped)`, async () => {
+      const f = fixtures.find((x) => x.k.name === kernel)!;
+      const lines = readFileSync(path.join(f.k.modulesDir, 'modules.dep'), 'latin1').split('\n').filter((l) => l.includes(':'));
+      const files = lines.filter((_, i) => i % Math.ceil(lines.length / 12) === 0).map((l) => path.join(f.k.modulesDir, l.slice(0, l.indexOf(':'))));
+      for (const file of [...files, '/etc/hostname', path.join(f.k.modulesDir, 'nosuch.ko')]) {
+        for (const o of ['--show-modversions', '--show-exports']) await compare([o, file], `${kernel} ${o} ${file}`);
+      }
+    });
+
     it(`${kernel}: single runs: FATAL words, -q, module parameters, options, install and softdep lines`, async () => {
       const f = fixtures.find((x) => x.k.name === kernel)!;
       const base = ['-d', f.k.root, '-S', f.k.kver];

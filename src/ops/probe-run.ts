@@ -6,8 +6,11 @@
  * @module
  */
 import { release } from 'node:os';
-import { ProbeError, type ProbeErrorKind } from '../errors.js';
+import { statSync } from 'node:fs';
+import { DecompressError, ModuleFileError, ProbeError, type ProbeErrorKind } from '../errors.js';
+import type { CompressedFormat } from '../file/compression/index.js';
 import { readModprobeConfig } from '../db/modprobe-config.js';
+import { KmodElf, type ExportedSymbol } from '../file/elf/symbols.js';
 import { Errno } from '../kernel/errno.js';
 import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
 import { joinModuleArgs } from './params.js';
@@ -31,7 +34,13 @@ import {
  * @returns an inserter resolving to 0 or a negative errno
  * @example const insert = moduleInserter({ root: '/', sys: nativeSyscalls(), env: process.env });
  */
-export function moduleInserter(opts: { root: string; sys: Syscalls; env: Readonly<Record<string, string | undefined>> }): Inserter {
+export function moduleInserter(opts: {
+  root: string;
+  sys: Syscalls;
+  env: Readonly<Record<string, string | undefined>>;
+  /** receives the codec's words when a file does not decompress (kmod's `xz: File is corrupt`) */
+  report?: (e: ProbeEvent) => void;
+}): Inserter {
   return async (path, options, force) => {
     const { loadModule } = await import('./load-module.js');
     const forced = opts.env.KMOD_TS_PATH;
@@ -48,11 +57,27 @@ export function moduleInserter(opts: { root: string; sys: Syscalls; env: Readonl
       });
       return 0;
     } catch (e) {
-      const errno = (e as { errno?: unknown }).errno;
-      if (typeof errno === 'number' && errno > 0) return -errno;
-      throw e;
+      return -kmodFileErrno(e, path, opts.report);
     }
   };
+}
+
+/**
+ * The errno libkmod's `kmod_file` gives for a file it cannot take: EINVAL for one shorter than
+ * its 6 magic bytes and for a compressed file that does not decompress (after reporting the
+ * codec's words); otherwise the error's own errno.
+ */
+function kmodFileErrno(e: unknown, path: string, report: ((e: ProbeEvent) => void) | undefined): number {
+  if (e instanceof ModuleFileError) {
+    if (e.kind === 'decompress') {
+      report?.({ level: 'error', kind: 'decompress-failed', path, format: e.format ?? '', message: e.message });
+      return Errno.EINVAL;
+    }
+    if (e.kind === 'too-short' || ((e.kind === 'bad-format' || e.kind === 'bad-elf') && (statSync(path, { throwIfNoEntry: false })?.size ?? 0) < 6)) return Errno.EINVAL;
+  }
+  const errno = (e as { errno?: unknown }).errno;
+  if (typeof errno === 'number' && errno > 0) return errno;
+  throw e;
 }
 
 /** What {@link runJobs} reports. */
@@ -220,7 +245,7 @@ function hooksOf(opts: ProbeOptions, actions: ProbeAction[]): ProbeHooks {
       if (e.level === 'fatal') throw new ProbeError(REMOVAL_KINDS[e.kind] ?? 'remove-failed', 'module' in e ? e.module : '');
       opts.onEvent?.(e);
     },
-    insert: moduleInserter({ root: opts.root ?? '/', sys, env }),
+    insert: moduleInserter({ root: opts.root ?? '/', sys, env, report: (e) => opts.onEvent?.(e) }),
     runCommand: opts.runCommand ?? shellRunner(env),
   };
 }
@@ -280,4 +305,52 @@ export async function removeProbed(nameOrAlias: string, opts: ProbeOptions = {})
     if (e < 0) throw failure ?? new ProbeError('remove-failed', m.name, -e);
   }
   return actions;
+}
+
+/**
+ * The symbol versions a module file needs (`__versions`, `which: 'modversions'`) or the symbols it
+ * exports with their CRCs (`'exports'`), as `modprobe --show-modversions` / `--show-exports` read
+ * them: the whole file, decompressed.
+ * @param file the module file (any compression)
+ * @param which which list
+ * @returns the entries, in the file's order
+ * @param report receives the codec's words when the file does not decompress
+ * @returns the entries, in the file's order
+ * @throws {{ errno: number }} libkmod's errno: the file's (open), EINVAL (shorter than 6 bytes, not
+ *   decompressible), ENOEXEC (not ELF), ENODATA (no such section)
+ * @example (await moduleSymbolVersions('./vfat.ko', 'modversions'))[0] // { name: 'module_layout', crc: 0x...n }
+ */
+export async function moduleSymbolVersions(file: string, which: 'modversions' | 'exports', report?: (e: ProbeEvent) => void): Promise<ExportedSymbol[]> {
+  const [{ openModuleFile }, { decompress, DEFAULT_MAX_SIZE }] = await Promise.all([import('../file/module-file.js'), import('../file/compression/index.js')]);
+  let image: Buffer;
+  try {
+    const mf = openModuleFile(file);
+    try {
+      image = mf.readAll(DEFAULT_MAX_SIZE);
+      // libkmod reads 6 magic bytes before anything else
+      if (image.length < 6) throw new ModuleFileError('too-short', file, 'too short', { errno: Errno.EINVAL });
+      if (mf.format !== 'elf') image = await decompressFor(mf.format, image, file, decompress, DEFAULT_MAX_SIZE);
+    } finally {
+      mf.close();
+    }
+  } catch (e) {
+    throw { errno: kmodFileErrno(e, file, report) };
+  }
+  const elf = new KmodElf(image);
+  return which === 'modversions' ? elf.modversions() : elf.exportedSymbols();
+}
+
+async function decompressFor(
+  format: CompressedFormat,
+  image: Buffer,
+  file: string,
+  decompress: (f: CompressedFormat, b: Uint8Array, o: { maxSize: number }) => Promise<Buffer>,
+  maxSize: number,
+): Promise<Buffer> {
+  try {
+    return await decompress(format, image, { maxSize });
+  } catch (e) {
+    if (e instanceof DecompressError) throw new ModuleFileError('decompress', file, e.message, { errno: Errno.ENOEXEC, format: e.format, cause: e });
+    throw e;
+  }
 }

@@ -67,6 +67,7 @@ export type ProbeEvent =
   | { readonly level: 'error'; readonly kind: 'command-failed'; readonly type: 'install'; readonly module: string; readonly command: string; readonly status: number }
   | { readonly level: 'error'; readonly kind: 'command-not-run'; readonly type: 'install'; readonly module: string; readonly command: string; readonly errno: number }
   | { readonly level: 'info'; readonly kind: 'insert-failed'; readonly path: string; readonly errno: number }
+  | { readonly level: 'error'; readonly kind: 'decompress-failed'; readonly path: string; readonly format: string; readonly message: string }
   | { readonly level: 'error'; readonly kind: 'remove-failed'; readonly module: string; readonly errno: number }
   | { readonly level: 'error'; readonly kind: 'remove-wait-failed'; readonly module: string; readonly errno: number }
   | { readonly level: 'fatal'; readonly kind: 'remove-command-failed'; readonly module: string }

@@ -278,6 +278,31 @@ export class KmodElf {
   }
 
   /**
+   * `kmod_elf_get_modversions`: the `__versions` entries (CRC, name; a leading `.` dropped), as
+   * `modprobe --show-modversions` prints them.
+   * @returns the entries
+   * @throws {ElfSymbolsError} ENODATA without `__versions`, EINVAL for a size that is not a
+   *   multiple of an entry or a name that fills its field
+   */
+  modversions(): ExportedSymbol[] {
+    const sec = this.#section(4);
+    if (sec === undefined) throw new ElfSymbolsError(ENODATA, 'no __versions');
+    const verlen = 64;
+    const crclen = this.x32 ? 4 : 8;
+    if (sec.size % verlen !== 0) throw new ElfSymbolsError(EINVAL, '__versions size is not a multiple of an entry');
+    const out: ExportedSymbol[] = [];
+    const b = this.#b;
+    for (let off = sec.offset; off < sec.offset + sec.size; off += verlen) {
+      const nameAt = off + crclen;
+      const nul = b.indexOf(0, nameAt);
+      if (nul === -1 || nul >= off + verlen) throw new ElfSymbolsError(EINVAL, 'symbol name too long');
+      const name = b.toString('latin1', b[nameAt] === 0x2e ? nameAt + 1 : nameAt, nul);
+      out.push({ name, crc: this.#big(off, crclen) });
+    }
+    return out;
+  }
+
+  /**
    * `kmod_elf_get_dependency_symbols`: undefined `.symtab` entries (weak ones marked), each with
    * its `__versions` CRC, then the `__versions` entries no symbol matched.
    * @returns the needed symbols, or EINVAL without `.strtab`/`.symtab` or for a malformed one
