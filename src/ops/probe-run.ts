@@ -337,7 +337,10 @@ export async function moduleSymbolVersions(file: string, which: 'modversions' | 
     throw { errno: kmodFileErrno(e, file, report) };
   }
   const elf = new KmodElf(image);
-  return which === 'modversions' ? elf.modversions() : elf.exportedSymbols();
+  if (which === 'modversions') return elf.modversions();
+  const exported = elf.exportedSymbols();
+  if (typeof exported === 'number') throw { errno: exported };
+  return exported;
 }
 
 async function decompressFor(
