@@ -40,3 +40,14 @@ export function maxSizeFromEnv(ctx: AppletContext): { maxSize: number | undefine
   if (!/^\d+$/.test(text)) return { error: `KMOD_TS_MAX_SIZE must be a number of bytes, not '${text}'` };
   return { maxSize: Math.min(Number(text), Number.MAX_SAFE_INTEGER) };
 }
+
+/**
+ * `--json` output (a kmod-ts extension): the library's objects, indented, with arrays of plain
+ * values on one line (`["alias", "fs-vfat"]`) and absent values as `null`, so every object of a
+ * kind has the same keys.
+ */
+export function toJson(value: unknown): string {
+  const text = JSON.stringify(value, (_k, v: unknown) => (v === undefined ? null : v), 2);
+  const scalar = String.raw`(?:"(?:[^"\\]|\\.)*"|-?[\d.eE+-]+|true|false|null)`;
+  return `${text.replace(new RegExp(String.raw`\[\s+(${scalar}(?:,\s+${scalar})*)\s+\]`, 'g'), (_m, items: string) => `[${items.split(/,\n\s+/).join(', ')}]`)}\n`;
+}

@@ -5,14 +5,14 @@ import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { errnoFromCode, strerror, Errno } from '../src/kernel/errno.js';
 import { listModules, type LoadedModule } from '../src/ops/list-modules.js';
 import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
-import { reporter } from './common.js';
+import { reporter, toJson } from './common.js';
 
 /** lsmod's command line. */
 export const spec = {
   name: 'lsmod',
   summary: 'show the loaded modules',
   usage: '[options]',
-  options: [SYSLOG, VERBOSE, VERSION, HELP],
+  options: [{ key: 'json', long: 'json', help: 'print the modules as JSON (kmod-ts extension)' }, SYSLOG, VERBOSE, VERSION, HELP],
   environment: [{ name: 'KMOD_TS_SYSROOT=DIR', help: 'read DIR/proc/modules and DIR/sys/module instead of the live system' }],
 } as const satisfies AppletSpec;
 
@@ -38,7 +38,9 @@ async function run(ctx: AppletContext): Promise<number> {
     say.error(`could not open /proc/modules: ${strerror((code && errnoFromCode(code)) || Errno.EIO)}`);
     return 1;
   }
-  ctx.stdout.write(`Module                  Size  Used by\n${modules.map(formatRow).join('')}`);
+  // --json: listModules()'s objects as they are (name, size, refcnt, holders, state, address, taint)
+  if (cl.options.json) ctx.stdout.write(toJson(modules));
+  else ctx.stdout.write(`Module                  Size  Used by\n${modules.map(formatRow).join('')}`);
   return 0;
 }
 

@@ -6,7 +6,7 @@ import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/ops/modinfo.js';
 import { ModuleIndex } from '../src/db/module-db.js';
-import { maxSizeFromEnv } from './common.js';
+import { maxSizeFromEnv, toJson } from './common.js';
 import { HELP, parseCommandLine, VERSION, type AppletSpec, type ParsedOptions } from '../src/cli/options.js';
 
 /** modinfo's command line, in kmod's order (tools/modinfo.c); `-a` and friends are `-F FIELD`. */
@@ -25,6 +25,7 @@ export const spec = {
     { key: 'field', short: 'F', long: 'field', arg: 'FIELD', help: 'Print only provided FIELD' },
     { key: 'kernelVersion', short: 'k', long: 'set-version', arg: 'VERSION', help: 'Use VERSION instead of `uname -r`' },
     { key: 'basedir', short: 'b', long: 'basedir', arg: 'DIR', help: 'Use DIR as filesystem root for /lib/modules' },
+    { key: 'json', long: 'json', help: 'Print the modules as JSON (kmod-ts extension)' },
     { ...VERSION, help: 'Show version' },
     { ...HELP, help: 'Show this help' },
   ],
@@ -32,6 +33,19 @@ export const spec = {
 } as const satisfies AppletSpec;
 
 type Flags = ParsedOptions<(typeof spec)['options']>;
+
+/**
+ * `--json`: the library's {@link ModuleInfo} as JSON. Bytes become text: the signer's name as
+ * UTF-8, the key id and the signature as lowercase hex.
+ * @param info one module's information
+ * @returns a JSON-ready object with the same keys
+ * @example toJson([moduleInfoJson(info)])
+ */
+export function moduleInfoJson(info: ModuleInfo): unknown {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  const s = info.signature;
+  return { ...info, signature: s && { ...s, signer: Buffer.from(s.signer).toString('utf8'), keyId: hex(s.keyId), signature: hex(s.signature) } };
+}
 
 /** A JS string (argv, paths) as a byte string, to sit beside the module's latin1 strings. */
 function bytes(s: string): string {
@@ -137,8 +151,9 @@ async function run(ctx: AppletContext): Promise<number> {
   });
   const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && !r.path.endsWith('.ko')).length : 0), 0);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const reader = new ModinfoReader(index, { encoding: 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
-  const needInfo = flags.field !== 'filename';
+  // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
+  const reader = new ModinfoReader(index, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
+  const needInfo = flags.json || flags.field !== 'filename';
   const settle = (ref: ModuleRef): Promise<ModuleInfo | ModinfoError> => {
     if (!needInfo) return Promise.resolve(new ModinfoError('no-info', ref.name));
     return reader.read(ref).catch((e: unknown) => {
@@ -149,6 +164,7 @@ async function run(ctx: AppletContext): Promise<number> {
   const pending = items.map((it) => ('refs' in it ? it.refs.map((r) => [r, settle(r)] as const) : undefined));
 
   let status = 0;
+  const json: unknown[] = [];
   let buffered: string[] = [];
   let size = 0;
   const flush = () => {
@@ -173,6 +189,14 @@ async function run(ctx: AppletContext): Promise<number> {
         continue;
       }
       for (const [ref, p] of pending[i]!) {
+        if (flags.json) {
+          const info = await p;
+          if (info instanceof ModinfoError) {
+            err(`could not get modinfo from '${bytes(ref.name)}': ${strerror(info.errno)}`);
+            status = 1;
+          } else json.push(moduleInfoJson(info));
+          continue;
+        }
         const r = format(ref, await p, flags, err);
         buffered.push(r.text);
         size += r.text.length;
@@ -181,6 +205,7 @@ async function run(ctx: AppletContext): Promise<number> {
       }
     }
     flush();
+    if (flags.json) ctx.stdout.write(toJson(json));
   } finally {
     reader.close();
   }

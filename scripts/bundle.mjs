@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Production bundle of kmod-ts for a root filesystem:
 //   build/bundle/kmod-ts.cjs           src/cli/entry.ts and every pure-JS dependency (yargs-parser) in one file
+//   build/bundle/kmod-ts-surface.cjs   the yargs surface (help, completion), loaded only on those paths
 //   build/bundle/module-worker.js      the module-reading worker (modinfo of many modules, depmod)
 //   build/bundle/node_modules/...      only the native addons (koffi, lzma-native, zstd-napi) and
 //                                      their runtime dependencies, pruned to linux-x64 (glibc; koffi
@@ -117,6 +118,28 @@ async function dirSize(dir) {
   return total;
 }
 
+/**
+ * The yargs surface (`kmod-ts --help`, completion): a file of its own beside the main one, so an
+ * applet's start-up neither loads nor parses yargs (about 110 KB of minified code).
+ */
+const SURFACE_ENTRY = 'src/cli/surface.ts';
+const SURFACE_FILE = 'kmod-ts-surface.cjs';
+
+/**
+ * esbuild plugin: main.ts's `import('./surface.js')` becomes a plain require() of the surface
+ * file, made on first use. (Left as an external import(), Node's ESM loader would load the
+ * CommonJS file and scan all of it for named exports first: about 40 ms.)
+ */
+const surfaceApart = {
+  name: 'surface-apart',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/surface\.js$/ }, (args) =>
+      path.resolve(args.resolveDir, 'surface.ts') === path.join(projectDir, SURFACE_ENTRY) ? { path: 'surface', namespace: 'surface-apart' } : undefined);
+    build.onLoad({ filter: /.*/, namespace: 'surface-apart' }, () => ({ contents: `module.exports = require('./${SURFACE_FILE}');`, loader: 'js', resolveDir: projectDir }));
+    build.onResolve({ filter: new RegExp(`^\\./${SURFACE_FILE.replaceAll('.', '\\.')}$`) }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
 /** The module-reading worker, a second entry beside the main file (module-pool.ts finds it by URL). */
 const WORKER_ENTRY = 'src/ops/module-worker.ts';
 
@@ -145,14 +168,14 @@ export async function buildJs(outDir, opts = {}) {
   // so an lsmod never loads zlib, worker_threads or the codecs (measured: 1.12x `node -e 0`
   // against 1.36x for the same code as one ESM file). import.meta.url becomes the file's URL.
   const file = path.join(outDir, 'kmod-ts.cjs');
-  await esbuild.build({
+  const cjs = {
     ...common,
-    entryPoints: [entry],
-    outfile: file,
     format: 'cjs',
     define: { 'import.meta.url': '__kmodTsUrl' },
     banner: { js: '#!/usr/bin/env node\nvar __kmodTsUrl=require("url").pathToFileURL(__filename).href;' },
-  });
+  };
+  await esbuild.build({ ...cjs, entryPoints: [entry], outfile: file, plugins: [surfaceApart] });
+  await esbuild.build({ ...cjs, entryPoints: [path.join(projectDir, SURFACE_ENTRY)], outfile: path.join(outDir, SURFACE_FILE) });
   await esbuild.build({
     ...common,
     entryPoints: [path.join(projectDir, WORKER_ENTRY)],

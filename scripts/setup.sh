@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 # scripts/build-lzma.mjs (bzip2: its xz source tarball is .tar.bz2); make/gcc also build the
 # test suite's kernel module).
 # libelf1: Debian 12's linux-kbuild objtool links it (kbuild of test/vm/param_printer.c).
-PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 bzip2 libelf1"
+# groff-base, mandoc: the man page test renders every generated page (groff -ww, mandoc -T lint).
+PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 bzip2 libelf1 groff-base mandoc"
 
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then

@@ -68,13 +68,17 @@ describe('the multi-call binary as a process', () => {
   });
 
   it('an unknown applet as an argument exits 1', () => {
-    assert.deepEqual(run(BIN, ['modfrob']), { status: 1, stdout: '', stderr: "kmod-ts: ERROR: unknown command 'modfrob'\n" });
+    assert.deepEqual(run(BIN, ['modfrob']), {
+      status: 1,
+      stdout: '',
+      stderr: "kmod-ts: ERROR: unknown command 'modfrob'\nRun 'kmod-ts --help' for the applets and options.\n",
+    });
   });
 
   it('no applet prints usage and exits 1', () => {
     const r = run(BIN, []);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^kmod-ts version .*\n\nUsage:/);
+    assert.match(r.stderr, /^kmod-ts version .*\n\nUsage: kmod-ts APPLET/);
   });
 
   it('--list prints the applets one per line', () => {

@@ -8,7 +8,7 @@ import type { Applet, AppletContext, Output } from './applet.js';
 import { errnoFromCode, strerror } from '../kernel/errno.js';
 import { installLinks, selfPath, startName } from './multicall.js';
 import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
-import { VERSION, versionText } from './version.js';
+import { versionText } from './version.js';
 
 /** The applets, sorted by name; each loaded only when run (its module has no side effects). */
 export const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
@@ -23,23 +23,6 @@ export const APPLETS: Readonly<Record<string, () => Promise<Applet>>> = {
 /** The applet names, sorted. */
 export const APPLET_NAMES: readonly string[] = Object.keys(APPLETS).sort();
 
-/** `kmod-ts -h`: the multi-call usage, then each applet's name and summary from its table. */
-async function usage(): Promise<string> {
-  const applets = await Promise.all(APPLET_NAMES.map((n) => APPLETS[n]()));
-  const width = Math.max(...applets.map((a) => a.name.length)) + 3;
-  return `kmod-ts version ${VERSION} - Linux kernel module tools as one multi-call binary
-
-Usage:
-\tkmod-ts APPLET [ARGS...]       run an applet
-\tAPPLET [ARGS...]               when started through a link named APPLET
-\tkmod-ts --list                 list the applets
-\tkmod-ts --install DIR [--force] [--target PATH]
-\t                               create DIR/APPLET links to kmod-ts
-\tkmod-ts -h|--help, -V|--version
-
-Applets:
-${applets.map((a) => `\t${a.name.padEnd(width)}${a.summary}\n`).join('')}`;
-}
 
 /** What {@link main} reads and writes. */
 export interface MainIO {
@@ -67,13 +50,6 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
   if (start.multicall) {
     const [first, ...more] = rest;
     switch (first) {
-      case undefined:
-        io.stderr.write(await usage());
-        return 1;
-      case '-h':
-      case '--help':
-        io.stdout.write(await usage());
-        return 0;
       case '-V':
       case '--version':
         io.stdout.write(versionText());
@@ -84,14 +60,16 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
       case '--install':
         return install(argv0, more, io);
     }
-    if (!(first in APPLETS)) {
-      io.stderr.write(`kmod-ts: ERROR: unknown command '${first}'\n`);
-      return 1;
+    if (first === undefined || !Object.hasOwn(APPLETS, first)) {
+      // help, completion, unknown commands: the yargs surface, loaded only here
+      const { surface } = await import('./surface.js');
+      const applets = await Promise.all(APPLET_NAMES.map((n) => APPLETS[n]()));
+      return surface({ args: rest, applets, stdout: io.stdout, stderr: io.stderr, env: io.env, root: io.root ?? (io.env.KMOD_TS_SYSROOT || '/') });
     }
     prog = first;
     args = more;
   } else {
-    if (!(start.name in APPLETS)) {
+    if (!Object.hasOwn(APPLETS, start.name)) {
       io.stderr.write(`kmod-ts: ERROR: unknown command '${start.name}'\n`);
       return 127;
     }

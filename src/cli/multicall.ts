@@ -5,6 +5,20 @@
  */
 import { lstatSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import type { OptionSpec } from './options.js';
+
+/**
+ * The options of `kmod-ts` itself (not of an applet), for its help, completion and man page;
+ * the dispatcher acts on them before any applet or yargs is loaded.
+ */
+export const MULTICALL_OPTIONS: readonly OptionSpec[] = [
+  { key: 'list', long: 'list', help: 'list the applets, one per line' },
+  { key: 'install', long: 'install', arg: 'DIR', help: 'create DIR/APPLET links to kmod-ts for every applet' },
+  { key: 'force', short: 'f', long: 'force', help: 'with --install: replace files that are not links to kmod-ts' },
+  { key: 'target', long: 'target', arg: 'PATH', help: 'with --install: what the links point to (default: this kmod-ts)' },
+  { key: 'version', short: 'V', long: 'version', help: 'show version and features' },
+  { key: 'help', short: 'h', long: 'help', help: 'show this help' },
+];
 
 /** Names under which the program is itself, not an applet. */
 const SELF_NAMES = /^(kmod-ts|entry|cli|main)(\.[cm]?js)?$/;

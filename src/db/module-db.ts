@@ -296,6 +296,32 @@ export class ModuleIndex {
   }
 
   /**
+   * Every module name modules.dep and modules.builtin list (for completion), sorted.
+   * @returns normalized names
+   * @example new ModuleIndex('/lib/modules/6.1.0-18-amd64').names().includes('vfat') // true
+   */
+  names(): string[] {
+    this.modulePath('');
+    this.isBuiltin('');
+    return [...new Set([...this.#dep!.keys(), ...this.#builtin!])].sort();
+  }
+
+  /**
+   * The aliases of modules.alias that a person types as they are, without wildcards
+   * (`fs-vfat`, `char-major-10-229`), spelled as the file has them, sorted (for completion).
+   * @returns the aliases
+   * @example new ModuleIndex('/lib/modules/6.1.0-18-amd64').plainAliases().includes('fs-vfat') // true
+   */
+  plainAliases(): string[] {
+    const out = new Set<string>();
+    for (const line of (this.#read('modules.alias') ?? '').split('\n')) {
+      const f = line.split(' ');
+      if (f.length === 3 && f[0] === 'alias' && !/[*?[\]]/.test(f[1])) out.add(f[1]);
+    }
+    return [...out].sort();
+  }
+
+  /**
    * Modules whose modules.alias pattern matches, in depmod's module order (kmod's priority), one
    * entry per matching alias line (kmod lists a module once per match, too).
    * @param alias a normalized alias
