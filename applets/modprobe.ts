@@ -22,6 +22,7 @@ import {
   type ProbeModule,
 } from '../src/ops/probe.js';
 import { runJobs, moduleInserter, moduleSymbolVersions } from '../src/ops/probe-run.js';
+import { toJson } from './common.js';
 
 const HELP_TEXT = `Usage:
 \tPROG [options] [-i] [-b] modulename
@@ -55,6 +56,7 @@ Management Options:
 Query Options:
 \t-R, --resolve-alias         Only lookup and print alias and exit
 \t-D, --show-depends          Only print module dependencies and exit
+\t    --json                  kmod-ts extension: with -D, print the actions as JSON
 \t-c, --showconfig            Print out known configuration and exit
 \t-c, --show-config           Same as --showconfig
 \t    --show-modversions      Dump module symbol version and exit
@@ -110,6 +112,7 @@ export const spec = {
     VERSION,
     HELP,
     { key: 'jobs', short: 'j', long: 'jobs', arg: 'N', help: 'kmod-ts extension: with -a, load up to N independent modules at a time (default 1)' },
+    { key: 'json', long: 'json', help: 'kmod-ts extension: with -D, print the actions as JSON' },
   ],
   environment: [{ name: 'MODPROBE_OPTIONS', help: 'options put before the command line (kmod)' }],
 } as const satisfies AppletSpec;
@@ -309,6 +312,7 @@ async function run(ctx: AppletContext): Promise<number> {
   }
   const cl = parsed.options;
   const args = parsed.operands;
+  let actions: ProbeAction[] | undefined;
   try {
     if (cl.all) logPriority = LOG_WARNING;
     if (cl.wait !== undefined) {
@@ -361,6 +365,10 @@ async function run(ctx: AppletContext): Promise<number> {
     if (cl.quiet) st.exported.push('-q');
     for (let i = 0; i < cl.verbose; i++) st.exported.push('-v');
 
+    if (cl.json && !cl.showDepends) {
+      err('--json goes with --show-depends (-D).');
+      return 1;
+    }
     if (!st.showConfig && args.length === 0) {
       err('missing parameters. See -h.');
       return 1;
@@ -381,8 +389,10 @@ async function run(ctx: AppletContext): Promise<number> {
     const childEnv = { ...ctx.env };
     if (st.exported.length) childEnv.MODPROBE_OPTIONS = [...(ctx.env.MODPROBE_OPTIONS !== undefined ? [ctx.env.MODPROBE_OPTIONS] : []), ...st.exported].join(' ');
     const report = (e: ProbeEvent) => write(e.level === 'fatal' ? logPriority : e.level === 'info' ? LOG_INFO : LOG_ERR, eventText(e));
+    // --show-depends --json: the library's ProbeAction objects, printed together at the end
+    if (cl.json) actions = [];
     mp.hooks = {
-      onAction: showing ? (a) => ctx.stdout.write(actionText(a)) : undefined,
+      onAction: actions ? (a) => actions!.push(a) : showing ? (a) => ctx.stdout.write(actionText(a)) : undefined,
       onEvent: report,
       insert: moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env, report }),
     };
@@ -468,6 +478,8 @@ async function run(ctx: AppletContext): Promise<number> {
   } catch (e) {
     if (e instanceof Exit) return e.status;
     throw e;
+  } finally {
+    if (actions) ctx.stdout.write(toJson(actions));
   }
 }
 

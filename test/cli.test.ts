@@ -71,7 +71,7 @@ describe('the multi-call binary as a process', () => {
     assert.deepEqual(run(BIN, ['modfrob']), {
       status: 1,
       stdout: '',
-      stderr: "kmod-ts: ERROR: unknown command 'modfrob'\nRun 'kmod-ts --help' for the applets and options.\n",
+      stderr: "kmod-ts: ERROR: unknown command 'modfrob'\nDid you mean modprobe?\nRun 'kmod-ts --help' for the applets and options.\n",
     });
   });
 

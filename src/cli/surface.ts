@@ -197,7 +197,8 @@ async function complete(ctx: SurfaceContext, words: readonly string[], current: 
     done(offered.filter((w) => w.startsWith(current)));
     return;
   }
-  const dir = valueOf(options, rest, (o) => /DIR$/.test(o.arg ?? ''));
+  // the module database: of -b/-d's root and -S/-k's version when given (modinfo, modprobe, depmod)
+  const dir = valueOf(options, rest, (o) => o.key === 'basedir' || o.key === 'dirname');
   const kver = valueOf(options, rest, (o) => /VERSION$/.test(o.arg ?? ''));
   let kind: OperandKind | undefined;
   if (opt) kind = /VERSION$/.test(opt.arg ?? '') ? 'kernel-version' : undefined;
