@@ -26,6 +26,9 @@
 //   mmap/munmap, init_module a no-op), against a bare `node` child; ratio (peak − bare) / the
 //   module's size, and the marginal ratio against the same path loading dummy.ko (what the
 //   library, koffi and the codecs cost on their own is not per-module memory).
+// - depmod (scripts/bench-depmod.mjs): the full Debian 12 (.ko) and Debian 13 (.ko.xz) trees,
+//   kmod 34.2's depmod (Debian 13's, through its own loader) against kmod-ts's, alternating,
+//   each writing with -o into a scratch directory; medians of wall and CPU, and peak RSS.
 // - bulk modinfo (scripts/bench-modinfo.mjs): every Debian 12 .ko and Debian 13 .ko.xz in one
 //   invocation, kmod's modinfo against kmod-ts's (ours decodes in worker threads, so its CPU time
 //   can exceed its wall time). `--quick` skips it.
@@ -41,6 +44,7 @@ import { pathToFileURL } from 'node:url';
 import { ensureKernel, projectDir } from './kernels.mjs';
 import { child, compressKbuild, PEAK_RSS_JS } from './bench-decompress.mjs';
 import { benchModinfoKernel, KMOD, median } from './bench-modinfo.mjs';
+import { benchDepmodKernel } from './bench-depmod.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -52,6 +56,7 @@ const STARTUP_RUNS = opt('--runs', 17);
 const DECOMPRESS_RUNS = opt('--decompress-runs', 21);
 const MEMORY_RUNS = opt('--memory-runs', 5);
 const MODINFO_RUNS = opt('--modinfo-runs', 5);
+const DEPMOD_RUNS = opt('--depmod-runs', 7);
 
 const started = performance.now();
 const BIN = path.join(projectDir, 'bin', 'kmod-ts.js');
@@ -388,6 +393,28 @@ if (QUICK) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// depmod
+
+for (const name of ['d12', 'd13']) {
+  log(`depmod: ${name} × ${DEPMOD_RUNS} runs`);
+  try {
+    const r = await benchDepmodKernel(name, { runs: DEPMOD_RUNS, timer: (cmd, argv) => measure(cmd, argv) });
+    const k = medians(r.kmod);
+    const o = medians(r.ours);
+    rows.push([
+      'depmod',
+      `${r.label}: ${r.modules} ${name === 'd12' ? '.ko' : '.ko.xz'}, all 11 files; peak RSS ${fmt(r.oursPeakKiB / 1024, 1)} MiB (kmod ${fmt(r.kmodPeakKiB / 1024, 1)})`,
+      `${fmt(o.wall)} ms wall, ${fmt(o.cpu)} ms cpu`,
+      `kmod 34.2 depmod: ${fmt(k.wall)} / ${fmt(k.cpu)}`,
+      `${fmt(o.wall / k.wall, 2)}× / ${fmt(o.cpu / k.cpu, 2)}×`,
+      name === 'd12' ? '≤ 1.5× wall' : '≤ 0.8× wall',
+    ]);
+  } catch (e) {
+    rows.push(['depmod', `${name}: not measured (${e.message.split('\n')[0]})`, '', '', '', '']);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The table
 
 const elapsed = (performance.now() - started) / 1000;
@@ -401,7 +428,7 @@ if (args.includes('--json')) {
   const out = [
     `kmod-ts bench: node ${process.version}, ${os.cpus().length} CPUs, load ${load}; medians of ${STARTUP_RUNS} (start-up), ` +
       `${DECOMPRESS_RUNS} (decompression), ${MEMORY_RUNS} (memory)${QUICK ? '' : `, ${MODINFO_RUNS} (modinfo)`} alternating runs`,
-    'ratios: start-up and modinfo = ours / reference (lower is better); decompression = reference / ours (throughput, higher is better);',
+    'ratios: start-up, depmod and modinfo = ours / reference (lower is better); decompression = reference / ours (throughput, higher is better);',
     'memory = (peak − bare node) / module size, then the marginal (peak − same path with dummy.ko) / size difference',
     '',
     line(HEAD),

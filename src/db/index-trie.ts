@@ -130,11 +130,13 @@ export class IndexNode {
   }
 
   /** Children in character order, as [character code, node]. */
-  *children(): Generator<[number, IndexNode]> {
+  children(): Array<[number, IndexNode]> {
+    const out: Array<[number, IndexNode]> = [];
     for (let c = this.first; c <= this.last && c < CHILDMAX; c++) {
       const k = this.child(c);
-      if (k !== undefined) yield [c, k];
+      if (k !== undefined) out.push([c, k]);
     }
+    return out;
   }
 
   /** Loads every child of a node read from a file, so it can be changed like a built one. */
@@ -256,12 +258,11 @@ export class IndexTrie {
       }
       i += j;
       if (i >= key.length) {
-        const duplicate = node.values.some((v) => v.value === value);
-        const values = [...node.values];
+        const values = node.values;
+        const duplicate = values.some((v) => v.value === value);
         let k = 0;
         while (k < values.length && values[k].priority < priority) k++;
         values.splice(k, 0, { priority, value });
-        node.values = values;
         return duplicate;
       }
       const ch = key.charCodeAt(i);
@@ -491,26 +492,29 @@ function header(total: number): Buffer {
 
 /** kmod ≥ 34 (`index_calculate_size` + `index_write__node`): root at 12, children after it. */
 function writePreOrder(root: IndexNode): Buffer {
+  const kids = new Map<IndexNode, Array<[number, IndexNode]>>();
   const sizeOf = (n: IndexNode): number => {
     n.size = nodeSize(n);
     n.total = n.size;
-    for (const [, k] of n.children()) n.total += sizeOf(k);
+    const ks = n.children();
+    kids.set(n, ks);
+    for (const [, k] of ks) n.total += sizeOf(k);
     return n.total;
   };
   const out = header(12 + sizeOf(root));
   out.writeUInt32BE((12 | mask(root)) >>> 0, 8);
   const write = (n: IndexNode, off: number): void => {
+    const ks = kids.get(n)!;
+    const refs: number[] = [];
     const offs: number[] = [];
     let sizes = 0;
-    for (const [c, k] of n.children()) {
+    for (const [c, k] of ks) {
       offs[c] = off + n.size + sizes;
+      refs[c] = ((off + n.size + sizes) | mask(k)) >>> 0;
       sizes += k.total;
     }
-    putNode(out, off, n, (c) => {
-      const k = n.child(c);
-      return k === undefined ? 0 : (offs[c] | mask(k)) >>> 0;
-    });
-    for (const [c, k] of n.children()) write(k, offs[c]);
+    putNode(out, off, n, (c) => refs[c] ?? 0);
+    for (const [c, k] of ks) write(k, offs[c]);
   };
   write(root, 12);
   return out;

@@ -60,29 +60,23 @@ export function hashSuperfast(key: string): number {
 }
 
 /**
- * kmod's `struct hash`: string keys in `nBuckets` buckets, iterated in kmod's order.
+ * kmod's `struct hash`: string keys in `nBuckets` buckets, iterated in kmod's order. Look-ups go
+ * through a Map; the bucket order is worked out once, when the entries are first iterated after
+ * a change (depmod looks up ~100,000 symbols and iterates twice).
  * @example
  * const h = new KmodHash<number>(512); h.add('b', 1); h.add('a', 2); [...h.keys()];
  */
 export class KmodHash<V> {
-  readonly #buckets: Array<Array<[string, V]> | undefined>;
-  #count = 0;
+  readonly #map = new Map<string, V>();
+  readonly #bucketOf = new Map<string, number>();
+  #order: string[] | undefined;
 
   /** @param nBuckets a power of two (depmod: 512 for modules, 2048 for symbols) */
-  constructor(readonly nBuckets: number) {
-    this.#buckets = new Array(nBuckets);
-  }
-
-  #bucket(key: string, create: boolean): Array<[string, V]> | undefined {
-    const pos = hashSuperfast(key) & (this.nBuckets - 1);
-    let b = this.#buckets[pos];
-    if (b === undefined && create) b = this.#buckets[pos] = [];
-    return b;
-  }
+  constructor(readonly nBuckets: number) {}
 
   /** Number of entries. */
   get size(): number {
-    return this.#count;
+    return this.#map.size;
   }
 
   /**
@@ -91,18 +85,11 @@ export class KmodHash<V> {
    * @param value the value
    */
   add(key: string, value: V): void {
-    const b = this.#bucket(key, true)!;
-    let i = 0;
-    for (; i < b.length; i++) {
-      const k = b[i][0];
-      if (k === key) {
-        b[i] = [key, value];
-        return;
-      }
-      if (key < k) break;
+    if (!this.#map.has(key)) {
+      this.#bucketOf.set(key, hashSuperfast(key) & (this.nBuckets - 1));
+      this.#order = undefined;
     }
-    b.splice(i, 0, [key, value]);
-    this.#count++;
+    this.#map.set(key, value);
   }
 
   /**
@@ -110,38 +97,38 @@ export class KmodHash<V> {
    * @returns false when the key already existed (kmod: -EEXIST)
    */
   addUnique(key: string, value: V): boolean {
-    if (this.has(key)) return false;
+    if (this.#map.has(key)) return false;
     this.add(key, value);
     return true;
   }
 
   /** `hash_find`. */
   get(key: string): V | undefined {
-    const b = this.#bucket(key, false);
-    if (b === undefined) return undefined;
-    for (const [k, v] of b) if (k === key) return v;
-    return undefined;
+    return this.#map.get(key);
   }
 
   /** Whether the key is present. */
   has(key: string): boolean {
-    const b = this.#bucket(key, false);
-    return b !== undefined && b.some(([k]) => k === key);
+    return this.#map.has(key);
   }
 
   /** `hash_del`. @returns whether it was there */
   delete(key: string): boolean {
-    const b = this.#bucket(key, false);
-    const i = b?.findIndex(([k]) => k === key) ?? -1;
-    if (i === -1) return false;
-    b!.splice(i, 1);
-    this.#count--;
+    if (!this.#map.delete(key)) return false;
+    this.#bucketOf.delete(key);
+    this.#order = undefined;
     return true;
   }
 
   /** Entries in kmod's iteration order (bucket 0…n−1, each bucket by `strcmp`). */
   *entries(): Generator<[string, V]> {
-    for (const b of this.#buckets) if (b !== undefined) yield* b;
+    if (this.#order === undefined) {
+      const b = this.#bucketOf;
+      // strcmp order inside a bucket: JS compares UTF-16 units, which for byte strings held as
+      // latin1 (one char per byte) is byte order
+      this.#order = [...b.keys()].sort((x, y) => b.get(x)! - b.get(y)! || (x < y ? -1 : x > y ? 1 : 0));
+    }
+    for (const k of this.#order) yield [k, this.#map.get(k)!];
   }
 
   /** Values in kmod's iteration order. */

@@ -28,7 +28,7 @@ import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type
 import { aliasNormalize, modnameNormalize } from '../db/module-db.js';
 import { readDepmodImage, type DepmodImageFailure } from '../file/depmod-image.js';
 import { ModulePool } from './module-pool.js';
-import type { DepmodParts, NeededSymbol } from '../file/elf/symbols.js';
+import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';
 import { errnoFromCode, strerror, Errno } from '../kernel/errno.js';
 
 export type { DepmodMessage } from '../db/depmod-config.js';
@@ -145,14 +145,14 @@ interface Mod {
   aliases: string[];
   softdeps: string[];
   weakdeps: string[];
-  needs: NeededSymbol[] | undefined;
+  needs: SymbolList | undefined;
   visited: boolean;
 }
 
 interface Sym {
   name: string;
   owner: Mod | undefined;
-  crc: bigint;
+  crc: number;
 }
 
 interface Cfg {
@@ -228,7 +228,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     conf: emptyDepmodConfig(),
   };
   const symbols = new KmodHash<Sym>(2048);
-  const addSymbol = (name: string, prefixSkipped: boolean, crc: bigint, owner: Mod | undefined) => {
+  const addSymbol = (name: string, prefixSkipped: boolean, crc: number, owner: Mod | undefined) => {
     if (!prefixSkipped && name[0] === cfg.symPrefix) name = name.slice(1);
     symbols.add(name, { name, owner, crc });
   };
@@ -238,9 +238,9 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     return symbols.get(name);
   };
   const addFakeSymbols = () => {
-    addSymbol('__this_module', true, 0n, undefined);
-    addSymbol('_GLOBAL_OFFSET_TABLE_', true, 0n, undefined);
-    if (findSymbol('TOC.') === undefined) addSymbol('TOC.', true, 0n, undefined);
+    addSymbol('__this_module', true, 0, undefined);
+    addSymbol('_GLOBAL_OFFSET_TABLE_', true, 0, undefined);
+    if (findSymbol('TOC.') === undefined) addSymbol('TOC.', true, 0, undefined);
   };
   if (opts.symvers !== undefined) {
     loadSymvers(opts.symvers, addSymbol, msg);
@@ -347,7 +347,10 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     }
     const ok = p as DepmodParts;
     if (ok.exportsErrno !== undefined) msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(ok.exportsErrno)}\n`);
-    for (const s of ok.exports ?? []) addSymbol(s.name, false, s.crc, m);
+    if (ok.exports !== undefined) {
+      const names = symbolNames(ok.exports);
+      for (let k = 0; k < names.length; k++) addSymbol(names[k], false, ok.exports.crcs[k], m);
+    }
     for (const s of ok.modinfo) {
       const eq = s.indexOf('=');
       const key = eq === -1 ? s : s.slice(0, eq);
@@ -362,14 +365,18 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
   // dependencies
   for (const m of modules) {
     if (m.needs === undefined) continue;
-    for (const need of m.needs) {
-      const sym = findSymbol(need.name);
+    const names = symbolNames(m.needs);
+    const { crcs, weak } = m.needs;
+    for (let k = 0; k < names.length; k++) {
+      const name = names[k];
+      const isWeak = weak![k] === 1;
+      const sym = findSymbol(name);
       if (sym === undefined) {
-        if (cfg.printUnknown && !need.weak) msg(LOG_LEVEL.warning, `${m.path} needs unknown symbol ${need.name}\n`);
+        if (cfg.printUnknown && !isWeak) msg(LOG_LEVEL.warning, `${m.path} needs unknown symbol ${name}\n`);
         continue;
       }
-      if (cfg.checkSymvers && sym.crc !== need.crc && !need.weak && cfg.printUnknown) {
-        msg(LOG_LEVEL.warning, `${m.path} disagrees about version of symbol ${need.name}\n`);
+      if (cfg.checkSymvers && sym.crc !== crcs[k] && !isWeak && cfg.printUnknown) {
+        msg(LOG_LEVEL.warning, `${m.path} disagrees about version of symbol ${name}\n`);
       }
       const owner = sym.owner;
       if (owner === undefined || m.depSet.has(owner)) continue;
@@ -902,7 +909,7 @@ function readOrFatal(file: string): string {
 }
 
 /** `depmod_load_symvers`: `CRC SYMBOL vmlinux ...` lines of Module.symvers. */
-function loadSymvers(file: string, add: (name: string, skipped: boolean, crc: bigint, owner: undefined) => void, msg: (l: number, t: string) => void): void {
+function loadSymvers(file: string, add: (name: string, skipped: boolean, crc: number, owner: undefined) => void, msg: (l: number, t: string) => void): void {
   const text = readOrFatal(file);
   let linenum = 0;
   for (const line of fgetsLines(text)) {
@@ -918,7 +925,7 @@ function loadSymvers(file: string, add: (name: string, skipped: boolean, crc: bi
     let crc = BigInt(`0x${m[2]}`);
     if (crc > 0xffffffffffffffffn) crc = 0xffffffffffffffffn;
     else if (m[1] === '-') crc = (0x10000000000000000n - crc) & 0xffffffffffffffffn;
-    add(sym, false, crc, undefined);
+    add(sym, false, Number(crc), undefined);
   }
 }
 
@@ -932,7 +939,7 @@ function leftoverErrno(): string {
 }
 
 /** `depmod_load_system_map`: `ADDR TYPE __ksymtab_SYMBOL` lines of System.map. */
-function loadSystemMap(file: string, prefix: string, add: (name: string, skipped: boolean, crc: bigint, owner: undefined) => void, msg: (l: number, t: string) => void): void {
+function loadSystemMap(file: string, prefix: string, add: (name: string, skipped: boolean, crc: number, owner: undefined) => void, msg: (l: number, t: string) => void): void {
   const text = readOrFatal(file);
   let linenum = 0;
   for (const line of fgetsLines(text)) {
@@ -948,7 +955,7 @@ function loadSystemMap(file: string, prefix: string, add: (name: string, skipped
     if (!p.startsWith('__ksymtab_')) continue;
     const nl = p.indexOf('\n');
     if (nl !== -1) p = p.slice(0, nl);
-    add(p.slice(10), true, 0n, undefined);
+    add(p.slice(10), true, 0, undefined);
   }
 }
 

@@ -29,29 +29,57 @@ export class ElfSymbolsError extends Error {
 /** Symbol binding as libkmod reports it. */
 export type SymbolBind = 'local' | 'global' | 'weak' | 'undef' | 'none';
 
-/** An exported symbol and its CRC (0 without MODVERSIONS; 2^64−1 when unreadable, as kmod). */
-export interface ExportedSymbol {
-  name: string;
-  crc: bigint;
+/**
+ * Symbols of one module, packed so that a worker thread hands them over as one string and two
+ * typed arrays (structured-cloning an object per symbol cost more than reading the module).
+ * CRCs are numbers: kernel CRCs are 32-bit; an unreadable one is 2^64 as kmod's `(uint64_t)-1`.
+ */
+export interface SymbolList {
+  /** number of symbols */
+  count: number;
+  /** the names, each followed by a NUL */
+  names: string;
+  /** each symbol's CRC (0 without MODVERSIONS) */
+  crcs: Float64Array;
+  /** for needed symbols: 1 where the reference is weak (weak ones still make dependencies; they only skip `-e` warnings) */
+  weak?: Uint8Array;
 }
 
-/** A symbol the module needs. `weak` ones still make dependencies; they only skip `-e` warnings. */
-export interface NeededSymbol {
-  name: string;
-  crc: bigint;
-  weak: boolean;
+/** The names of a {@link SymbolList}, in order. */
+export function symbolNames(list: SymbolList): string[] {
+  if (list.count === 0) return [];
+  const names = list.names.split('\0');
+  names.length = list.count;
+  return names;
+}
+
+/** Accumulates a {@link SymbolList}. */
+class ListBuilder {
+  names = '';
+  crcs: number[] = [];
+  weak: number[] = [];
+  add(name: string, crc: number, weak = 0): void {
+    this.names += `${name}\0`;
+    this.crcs.push(crc);
+    this.weak.push(weak);
+  }
+  done(withWeak: boolean): SymbolList {
+    const out: SymbolList = { count: this.crcs.length, names: this.names, crcs: Float64Array.from(this.crcs) };
+    if (withWeak) out.weak = Uint8Array.from(this.weak);
+    return out;
+  }
 }
 
 /** The parts of one module depmod uses. */
 export interface DepmodParts {
   /** exported symbols; `undefined` when libkmod would answer ENODATA (no symbol table of either kind) */
-  exports: ExportedSymbol[] | undefined;
+  exports: SymbolList | undefined;
   /** errno of a failure to read the exports other than ENODATA (kmod: "failed to load symbols from") */
   exportsErrno?: number;
-  /** `.modinfo` strings in file order (latin1) */
+  /** the `alias=`, `softdep=` and `weakdep=` strings of `.modinfo`, in file order (latin1) */
   modinfo: string[];
   /** needed symbols; `undefined` when libkmod fails to read them (the module then gets no edges) */
-  needs: NeededSymbol[] | undefined;
+  needs: SymbolList | undefined;
 }
 
 interface Section {
@@ -147,10 +175,6 @@ export class KmodElf {
     }
   }
 
-  #big(off: number, size: number): bigint {
-    if (size !== 8) return BigInt(this.uint(off, size));
-    return this.msb ? this.#b.readBigUInt64BE(off) : this.#b.readBigUInt64LE(off);
-  }
 
   #valid(offset: number, size: number): boolean {
     return offset + size <= this.#b.length;
@@ -223,13 +247,13 @@ export class KmodElf {
    *   `__ksymtab_strings` (an errno, not a throw: most modules export nothing, and a thrown error
    *   costs a stack trace each)
    */
-  exportedSymbols(): ExportedSymbol[] | number {
+  exportedSymbols(): SymbolList | number {
     const strtab = this.#section(2);
     const symtab = this.#section(3);
     const symlen = this.x32 ? 16 : 24;
     fromSymtab: if (strtab !== undefined && symtab !== undefined && symtab.size % symlen === 0) {
       const count = symtab.size / symlen;
-      const out: ExportedSymbol[] = [];
+      const out = new ListBuilder();
       const b = this.#b;
       for (let i = 1; i < count; i++) {
         const s = symtab.offset + i * symlen;
@@ -238,24 +262,24 @@ export class KmodElf {
         const p = strtab.offset + nameOff;
         // "__crc_"
         if (b[p] !== 0x5f || b[p + 1] !== 0x5f || b[p + 2] !== 0x63 || b[p + 3] !== 0x72 || b[p + 4] !== 0x63 || b[p + 5] !== 0x5f) continue;
-        const value = this.x32 ? this.#big(s + 4, 4) : this.#big(s + 8, 8);
+        const value = this.x32 ? this.uint(s + 4, 4) : this.uint(s + 8, 8);
         const shndx = this.uint(this.x32 ? s + 14 : s + 6, 2);
-        out.push({ name: this.#cstr(p + 6), crc: this.#resolveCrc(value, shndx) });
+        out.add(this.#cstr(p + 6), this.#resolveCrc(value, shndx));
       }
-      if (out.length > 0) return out;
+      if (out.crcs.length > 0) return out.done(false);
     }
     return this.#ksymtabStrings();
   }
 
-  #resolveCrc(crc: bigint, shndx: number): bigint {
+  #resolveCrc(crc: number, shndx: number): number {
     if (shndx === SHN_ABS || shndx === SHN_UNDEF) return crc;
     const sec = this.#sectionInfo(shndx, undefined);
-    if (sec === undefined) return 0xffffffffffffffffn;
-    if (sec.size < 4 || crc > BigInt(sec.size - 4)) return 0xffffffffffffffffn;
-    return BigInt(this.uint(sec.offset + Number(crc), 4));
+    if (sec === undefined) return 2 ** 64;
+    if (sec.size < 4 || crc > sec.size - 4) return 2 ** 64;
+    return this.uint(sec.offset + crc, 4);
   }
 
-  #ksymtabStrings(): ExportedSymbol[] | number {
+  #ksymtabStrings(): SymbolList | number {
     const sec = this.#section(0);
     if (sec === undefined) return ENODATA;
     const b = this.#b;
@@ -265,16 +289,16 @@ export class KmodElf {
       start++;
       size--;
     }
-    if (size <= 1) return [];
+    const out = new ListBuilder();
+    if (size <= 1) return out.done(false);
     if (b[start + size - 1] !== 0) return EINVAL;
-    const out: ExportedSymbol[] = [];
     let last = start;
     for (let i = start; i < start + size; i++) {
       if (b[i] !== 0) continue;
-      if (i !== last) out.push({ name: b.toString('latin1', last, i), crc: 0n });
+      if (i !== last) out.add(b.toString('latin1', last, i), 0);
       last = i + 1;
     }
-    return out;
+    return out.done(false);
   }
 
   /**
@@ -307,7 +331,7 @@ export class KmodElf {
    * its `__versions` CRC, then the `__versions` entries no symbol matched.
    * @returns the needed symbols, or EINVAL without `.strtab`/`.symtab` or for a malformed one
    */
-  neededSymbols(): NeededSymbol[] | number {
+  neededSymbols(): SymbolList | number {
     let ver = this.#section(4);
     const verlen = 64;
     const crclen = this.x32 ? 4 : 8;
@@ -330,7 +354,7 @@ export class KmodElf {
     const visited = new Uint8Array(vercount);
     const register = this.machine === EM_SPARC || this.machine === EM_SPARCV9;
     const count = symtab.size / symlen;
-    const out: NeededSymbol[] = [];
+    const out = new ListBuilder();
     let verIndex: Map<string, number> | undefined;
     for (let i = 1; i < count; i++) {
       const s = symtab.offset + i * symlen;
@@ -343,7 +367,7 @@ export class KmodElf {
       const p = strtab.offset + nameOff;
       if (b[p] === 0) continue;
       const name = this.#cstr(p);
-      let crc = 0n;
+      let crc = 0;
       if (vercount > 0) {
         if (verIndex === undefined) {
           verIndex = new Map();
@@ -352,18 +376,18 @@ export class KmodElf {
         const k = verIndex.get(name);
         if (k !== undefined) {
           visited[k] = 1;
-          crc = this.#big(ver!.offset + k * verlen, crclen);
+          crc = this.uint(ver!.offset + k * verlen, crclen);
         }
       }
-      out.push({ name, crc, weak: info >> 4 === 2 });
+      out.add(name, crc, info >> 4 === 2 ? 1 : 0);
     }
     for (let k = 0; k < vercount; k++) {
       if (visited[k]) continue;
       const name = verNames[k];
       if (name === undefined) return EINVAL;
-      out.push({ name, crc: this.#big(ver!.offset + k * verlen, crclen), weak: false });
+      out.add(name, this.uint(ver!.offset + k * verlen, crclen));
     }
-    return out;
+    return out.done(true);
   }
 
   /** Everything depmod reads, with libkmod's failures folded in as depmod sees them. */
@@ -372,6 +396,7 @@ export class KmodElf {
     const exports = typeof exp === 'number' ? undefined : exp;
     const exportsErrno = typeof exp === 'number' && exp !== ENODATA ? exp : undefined;
     const need = this.neededSymbols();
-    return { exports, exportsErrno, modinfo: this.modinfoStrings() ?? [], needs: typeof need === 'number' ? undefined : need };
+    const modinfo = (this.modinfoStrings() ?? []).filter((m) => m.startsWith('alias') || m.startsWith('softdep') || m.startsWith('weakdep'));
+    return { exports, exportsErrno, modinfo, needs: typeof need === 'number' ? undefined : need };
   }
 }
