@@ -45,6 +45,12 @@ export interface SymbolList {
   weak?: Uint8Array;
 }
 
+/** An exported symbol (or a `__versions` entry) with its CRC as a 64-bit value. */
+export interface ExportedSymbol {
+  name: string;
+  crc: bigint;
+}
+
 /** The names of a {@link SymbolList}, in order. */
 export function symbolNames(list: SymbolList): string[] {
   if (list.count === 0) return [];
@@ -176,6 +182,11 @@ export class KmodElf {
   }
 
 
+  #big(off: number, size: number): bigint {
+    if (size !== 8) return BigInt(this.uint(off, size));
+    return this.msb ? this.#b.readBigUInt64BE(off) : this.#b.readBigUInt64LE(off);
+  }
+
   #valid(offset: number, size: number): boolean {
     return offset + size <= this.#b.length;
   }
@@ -247,7 +258,7 @@ export class KmodElf {
    *   `__ksymtab_strings` (an errno, not a throw: most modules export nothing, and a thrown error
    *   costs a stack trace each)
    */
-  exportedSymbols(): SymbolList | number {
+  exportedSymbolList(): SymbolList | number {
     const strtab = this.#section(2);
     const symtab = this.#section(3);
     const symlen = this.x32 ? 16 : 24;
@@ -299,6 +310,18 @@ export class KmodElf {
       last = i + 1;
     }
     return out.done(false);
+  }
+
+  /**
+   * `kmod_elf_get_symbols` as a list of objects (what `modprobe --show-exports` prints).
+   * @returns the exports with their CRCs
+   * @throws {ElfSymbolsError} ENODATA when there is no symbol table of either kind, EINVAL for a
+   *   malformed `__ksymtab_strings`
+   */
+  exportedSymbols(): ExportedSymbol[] {
+    const list = this.exportedSymbolList();
+    if (typeof list === 'number') throw new ElfSymbolsError(list, list === ENODATA ? 'no symbols' : 'malformed __ksymtab_strings');
+    return symbolNames(list).map((name, i) => ({ name, crc: list.crcs[i] >= 2 ** 64 ? 0xffffffffffffffffn : BigInt(list.crcs[i]) }));
   }
 
   /**
@@ -392,7 +415,7 @@ export class KmodElf {
 
   /** Everything depmod reads, with libkmod's failures folded in as depmod sees them. */
   depmodParts(): DepmodParts {
-    const exp = this.exportedSymbols();
+    const exp = this.exportedSymbolList();
     const exports = typeof exp === 'number' ? undefined : exp;
     const exportsErrno = typeof exp === 'number' && exp !== ENODATA ? exp : undefined;
     const need = this.neededSymbols();
