@@ -23,6 +23,8 @@ import {
 } from '../src/ops/probe.js';
 import { runJobs, moduleInserter, moduleSymbolVersions } from '../src/ops/probe-run.js';
 import { toJson } from './common.js';
+import { ModulePool } from '../src/ops/module-pool.js';
+import { isNativeSyscalls } from '../src/kernel/syscalls.js';
 
 const HELP_TEXT = `Usage:
 \tPROG [options] [-i] [-b] modulename
@@ -468,7 +470,18 @@ async function run(ctx: AppletContext): Promise<number> {
       return e;
     };
     if (st.all) {
-      if (st.jobs > 1 && !st.resolveAlias) return (await runJobs(mp, args, flags, st.jobs, { notFound: (n) => log(`Module ${n} not found in directory ${dirname}`), insertError: (n, e) => insertError(n, e, err) })) < 0 ? 1 : 0;
+      if (st.jobs > 1 && !st.resolveAlias) {
+        // -j N: the insertions run on N worker threads, each making its own syscalls (a fake
+        // syscall layer, in tests, stays on this thread)
+        let pool: Promise<ModulePool | undefined> | undefined;
+        if (isNativeSyscalls(ctx.sys)) mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env, report, pool: () => (pool ??= ModulePool.start(st.jobs)) });
+        try {
+          const e = await runJobs(mp, args, flags, st.jobs, { notFound: (n) => log(`Module ${n} not found in directory ${dirname}`), insertError: (n, e) => insertError(n, e, err) });
+          return e < 0 ? 1 : 0;
+        } finally {
+          (await pool)?.close();
+        }
+      }
       let status = 0;
       for (const a of args) if ((await insmod(a, undefined)) < 0) status = 1;
       return status;

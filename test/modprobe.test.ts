@@ -17,7 +17,7 @@ import { kernelCmdlineOptions, parseModprobeConfig, readModprobeConfig } from '.
 import { splitModprobeOptions } from '../applets/modprobe.js';
 import { probeModule, removeProbed, resolveModule } from '../src/ops/probe-run.js';
 import { ProbeError, SyscallError } from '../src/errors.js';
-import { O_NONBLOCK, O_TRUNC } from '../src/kernel/syscalls.js';
+import { nativeSyscalls, O_NONBLOCK, O_TRUNC } from '../src/kernel/syscalls.js';
 
 const KVER = '6.1.0-test';
 const MODS = `lib/modules/${KVER}`;
@@ -231,6 +231,24 @@ describe('modprobe loads with dependencies, in kmod order, with kmod words', () 
     before('llc', 'bridge');
     before('bridge', 'br-netfilter');
     before('libcrc32c', 'xfs');
+  });
+
+  it('-j N with the real syscall layer inserts from worker threads; their failures read as kmod words (no module reaches a syscall here)', async () => {
+    // every file fails before any module syscall: missing, shorter than 6 bytes, corrupt xz
+    const root = tempDir('kmod-ts-modprobe-j-');
+    writeTree(root, {
+      [`${MODS}/modules.dep`]: 'kernel/a.ko.xz:\nkernel/b.ko:\nkernel/c.ko.xz:\n',
+      [`${MODS}/kernel/b.ko`]: 'abc',
+      [`${MODS}/kernel/c.ko.xz`]: Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(64, 7)]),
+    });
+    const r = await runMain(['modprobe', '-S', KVER, '-a', '-j', '2', 'a', 'b', 'c'], { root, sys: nativeSyscalls(), env: {} });
+    assert.equal(r.status, 1);
+    assert.deepEqual(r.stderr.split('\n').filter(Boolean).sort(), [
+      "modprobe: ERROR: could not insert 'a': Unknown symbol in module, or unknown parameter (see dmesg)",
+      "modprobe: ERROR: could not insert 'b': Invalid argument",
+      "modprobe: ERROR: could not insert 'c': Invalid argument",
+      'modprobe: ERROR: xz: File is corrupt',
+    ]);
   });
 
   it('rejects a bad -j and -w as kmod rejects -w', async () => {

@@ -117,6 +117,19 @@ function isMapping(image: Uint8Array | Mapping): image is Mapping {
   return !(image instanceof Uint8Array);
 }
 
+const NATIVE = new WeakSet<Syscalls>();
+
+/**
+ * Whether a syscall layer is the real one (made by {@link nativeSyscalls}): work may then move to
+ * worker threads, which make their own.
+ * @param sys a syscall layer
+ * @returns true for the real one
+ * @example isNativeSyscalls(nativeSyscalls()) // true
+ */
+export function isNativeSyscalls(sys: Syscalls): boolean {
+  return NATIVE.has(sys);
+}
+
 /**
  * The real syscalls through the FFI and libc's `syscall(2)`.
  * @param arch the architecture (default `process.arch`)
@@ -125,7 +138,7 @@ function isMapping(image: Uint8Array | Mapping): image is Mapping {
  * @example nativeSyscalls().deleteModule('dummy', O_NONBLOCK)
  */
 export function nativeSyscalls(arch: string = process.arch): Syscalls {
-  return {
+  const sys: Syscalls = {
     initModule(image, params) {
       const nr = syscallNumbers(arch).init;
       const n = load();
@@ -164,4 +177,6 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
       n.closelog();
     },
   };
+  NATIVE.add(sys);
+  return sys;
 }

@@ -7,7 +7,9 @@
  */
 import { release } from 'node:os';
 import { statSync } from 'node:fs';
-import { DecompressError, ModuleFileError, ProbeError, type ProbeErrorKind } from '../errors.js';
+import { DecompressError, ModuleFileError, ProbeError, type ModuleFileErrorKind, type ProbeErrorKind } from '../errors.js';
+import type { ModulePool } from './module-pool.js';
+import type { InsertAnswer, InsertRequest } from './module-worker.js';
 import type { CompressedFormat } from '../file/compression/index.js';
 import { readModprobeConfig } from '../db/modprobe-config.js';
 import { KmodElf, type ExportedSymbol } from '../file/elf/symbols.js';
@@ -40,21 +42,33 @@ export function moduleInserter(opts: {
   env: Readonly<Record<string, string | undefined>>;
   /** receives the codec's words when a file does not decompress (kmod's `xz: File is corrupt`) */
   report?: (e: ProbeEvent) => void;
+  /**
+   * worker threads to insert from (`-j N` with the real syscalls: their syscalls run in
+   * parallel), asked for on the first insertion; undefined = insert on this thread
+   */
+  pool?: () => Promise<ModulePool | undefined>;
 }): Inserter {
   return async (path, options, force) => {
-    const { loadModule } = await import('./load-module.js');
     const forced = opts.env.KMOD_TS_PATH;
     const maxSize = opts.env.KMOD_TS_MAX_SIZE;
+    const request: InsertRequest = {
+      params: options,
+      forceModversion: force.modversion,
+      forceVermagic: force.vermagic,
+      path: forced === 'finit' || forced === 'mmap' || forced === 'read' ? forced : undefined,
+      maxSize: maxSize && /^\d+$/.test(maxSize) ? Number(maxSize) : undefined,
+      root: opts.root,
+    };
+    const pool = await opts.pool?.();
+    if (pool) {
+      const { answer } = (await pool.request({ kind: 'insert', file: path, insert: request })) as { answer: InsertAnswer };
+      if (answer.errno === 0) return 0;
+      const e = answer.kind ? new ModuleFileError(answer.kind as ModuleFileErrorKind, path, answer.message ?? '', { errno: answer.errno, format: answer.format }) : { errno: answer.errno };
+      return -kmodFileErrno(e, path, opts.report);
+    }
+    const { loadModule } = await import('./load-module.js');
     try {
-      await loadModule(path, {
-        params: options,
-        forceModversion: force.modversion,
-        forceVermagic: force.vermagic,
-        path: forced === 'finit' || forced === 'mmap' || forced === 'read' ? forced : undefined,
-        maxSize: maxSize && /^\d+$/.test(maxSize) ? Number(maxSize) : undefined,
-        root: opts.root,
-        sys: opts.sys,
-      });
+      await loadModule(path, { ...request, sys: opts.sys });
       return 0;
     } catch (e) {
       return -kmodFileErrno(e, path, opts.report);
