@@ -22,7 +22,11 @@ import { readdirInOrder, readModuleInitstate, readModuleSysfs } from '../kernel/
 import { O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/syscalls.js';
 import type { ModprobeConfig } from '../db/modprobe-config.js';
 
-/** One module object, libkmod's `struct kmod_module` as modprobe uses it. */
+/**
+ * One module object, libkmod's `struct kmod_module` as modprobe uses it: lazily filled path,
+ * dependencies, commands and options, and the probe list's marks.
+ * @example new ModprobeContext({ dirname, config }).fromName('vfat').name // 'vfat'
+ */
 export class ProbeModule {
   path: string | undefined;
   depInit = false;
@@ -135,7 +139,12 @@ export interface ModprobeContextOptions {
 /** kmod's return of a probe stopped by the blacklist: a positive flag value, which modprobe maps to success. */
 export const BLACKLISTED = 0x10000;
 
-/** The default command runner: `system(cmd)` with `MODPROBE_MODULE` set. */
+/**
+ * The default command runner: `system(cmd)` (`/bin/sh -c`) with `MODPROBE_MODULE` set.
+ * @param env the environment the command gets (plus `MODPROBE_MODULE`)
+ * @returns the runner
+ * @example shellRunner(process.env)('echo $MODPROBE_MODULE', 'dummy') // prints dummy, returns 0
+ */
 export function shellRunner(env: Readonly<Record<string, string | undefined>> = process.env): CommandRunner {
   return (command, module) => {
     // loaded on first use: node:child_process and the streams under it cost a dry run ~10 ms
@@ -643,7 +652,14 @@ export class ModprobeContext {
   }
 }
 
-/** libkmod's `module_options_concat`: undefined when both are empty, else `opt + ' ' + xopt` (a trailing space when only config options exist). */
+/**
+ * libkmod's `module_options_concat`: undefined when both are empty, else `opt + ' ' + xopt` (a
+ * trailing space when only config options exist).
+ * @param opt the configuration's options
+ * @param xopt the command line's parameters
+ * @returns the parameter string
+ * @example concatOptions('utf8=1', undefined) // 'utf8=1 '
+ */
 export function concatOptions(opt: string | undefined, xopt: string | undefined): string | undefined {
   if (!opt && !xopt) return undefined;
   return `${opt !== undefined ? `${opt} ` : ''}${xopt ?? ''}`;
