@@ -4,9 +4,9 @@
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { Errno, strerror } from '../src/kernel/errno.js';
 import { ModuleFileError, SyscallError, UsageError } from '../src/errors.js';
-import { loadModule, LOAD_PATHS, type LoadPath } from '../src/ops/load-module.js';
+import { loadModule } from '../src/ops/load-module.js';
 import { HELP, parseCommandLine, SYSLOG, VERBOSE, VERSION, type AppletSpec } from '../src/cli/options.js';
-import { maxSizeFromEnv, reporter } from './common.js';
+import { loadOptionsFromEnv, reporter } from './common.js';
 
 /** insmod's command line. */
 export const spec = {
@@ -30,6 +30,7 @@ export const spec = {
   environment: [
     { name: 'KMOD_TS_PATH=finit|mmap|read', help: 'force a loading path' },
     { name: 'KMOD_TS_MAX_SIZE=BYTES', help: 'cap on the decompressed size (default 1 GiB)' },
+    { name: 'KMOD_TS_XZ=liblzma|stream', help: "xz's decoder: liblzma directly (default), or lzma-native's stream binding" },
   ],
 } as const satisfies AppletSpec;
 
@@ -61,14 +62,9 @@ async function run(ctx: AppletContext): Promise<number> {
     say.error('this tool does not support loading from stdin!');
     return 1;
   }
-  const forced = ctx.env.KMOD_TS_PATH;
-  if (forced !== undefined && forced !== '' && !LOAD_PATHS.includes(forced as LoadPath)) {
-    say.error(`KMOD_TS_PATH must be one of ${LOAD_PATHS.join(', ')}, not '${forced}'`);
-    return 1;
-  }
-  const cap = maxSizeFromEnv(ctx);
-  if ('error' in cap) {
-    say.error(cap.error);
+  const env = loadOptionsFromEnv(ctx);
+  if (env.error !== undefined) {
+    say.error(env.error);
     return 1;
   }
   try {
@@ -77,8 +73,7 @@ async function run(ctx: AppletContext): Promise<number> {
       force: flags.force,
       forceModversion: flags.forceModversion,
       forceVermagic: flags.forceVermagic,
-      path: forced ? (forced as LoadPath) : undefined,
-      maxSize: cap.maxSize,
+      ...env.options,
       root: ctx.root,
       sys: ctx.sys,
       onInfo: say.info,

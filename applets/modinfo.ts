@@ -4,9 +4,10 @@
 import os from 'node:os';
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
-import { infoList, ModinfoError, ModinfoReader, modulesDir, resolveModules, type ModuleInfo, type ModuleRef } from '../src/ops/modinfo.js';
-import { ModuleIndex } from '../src/db/module-db.js';
-import { maxSizeFromEnv, toJson } from './common.js';
+import { infoList, ModinfoReader, type ModuleInfo } from '../src/ops/modinfo.js';
+import { ModuleDb, type ModuleRef } from '../src/db/module-db.js';
+import { LookupError, ModuleFileError } from '../src/errors.js';
+import { maxSizeFromEnv, toJson, xzFromEnv } from './common.js';
 import { HELP, parseCommandLine, VERSION, type AppletSpec, type ParsedOptions } from '../src/cli/options.js';
 
 /** modinfo's command line, in kmod's order (tools/modinfo.c); `-a` and friends are `-F FIELD`. */
@@ -58,7 +59,7 @@ function pad(keyLength: number): string {
 }
 
 /** Formats modinfo_do's output for one module; stderr lines go through `err`. */
-function format(ref: ModuleRef, info: ModuleInfo | ModinfoError, flags: Flags, err: (m: string) => void): { text: string; ok: boolean } {
+function format(ref: ModuleRef, info: ModuleInfo | ModuleFileError | null, flags: Flags, err: (m: string) => void): { text: string; ok: boolean } {
   const sep = flags.nul ? '\0' : '\n';
   const field = flags.field;
   let out = '';
@@ -70,33 +71,19 @@ function format(ref: ModuleRef, info: ModuleInfo | ModinfoError, flags: Flags, e
   }
   if (field === 'filename') return { text: out + filename + sep, ok: true };
   if (field === undefined) out += `${'filename:'.padEnd(16)}${filename}${sep}`;
-  if (info instanceof ModinfoError) {
+  if (info === null) return { text: out, ok: true };
+  if (info instanceof ModuleFileError) {
     err(`could not get modinfo from '${bytes(ref.name)}': ${strerror(info.errno)}`);
     return { text: out, ok: false };
   }
   const list = infoList(info, 'latin1');
-  const params: Array<{ name: string; desc?: string; type?: string }> = [];
-  const parm = (k: string, v: string) => {
-    const colon = v.indexOf(':');
-    if (colon === -1) {
-      err(`Found invalid "${k}=${v}": missing ':'`);
-      return;
-    }
-    const name = v.slice(0, colon);
-    let p = params.find((x) => x.name === name);
-    if (!p) {
-      p = { name };
-      params.unshift(p);
-    }
-    if (k === 'parm') p.desc = v.slice(colon + 1);
-    else p.type = v.slice(colon + 1);
-  };
+  // kmod complains about a parm without ':' where it lists parameters: the default output and -F parm
+  if (field === undefined || field === 'parm') for (const bad of info.invalidParams) err(`Found invalid "${bad}": missing ':'`);
   if (field === 'parm') {
-    for (const [k, v] of list) if (k === 'parm' || k === 'parmtype') parm(k, v);
-    for (const p of params) {
-      if (p.desc === undefined) out += `${p.name}: (${p.type})${sep}`;
-      else if (p.type !== undefined) out += `${p.name}:${p.desc} (${p.type})${sep}`;
-      else out += `${p.name}:${p.desc}${sep}`;
+    for (const p of info.params) {
+      if (p.description === undefined) out += `${p.name}: (${p.type})${sep}`;
+      else if (p.type !== undefined) out += `${p.name}:${p.description} (${p.type})${sep}`;
+      else out += `${p.name}:${p.description}${sep}`;
     }
     return { text: out, ok: true };
   }
@@ -105,17 +92,14 @@ function format(ref: ModuleRef, info: ModuleInfo | ModinfoError, flags: Flags, e
       if (field === k) out += v + sep;
       continue;
     }
-    if (k === 'parm' || k === 'parmtype') {
-      parm(k, v);
-      continue;
-    }
+    if (k === 'parm' || k === 'parmtype') continue;
     out += flags.nul ? `${k}=${v}\0` : `${k}:${pad(k.length)}${v}\n`;
   }
   if (field !== undefined) return { text: out, ok: true };
-  for (const p of params) {
-    if (p.desc === undefined) out += `parm:           ${p.name}:${p.type}${sep}`;
-    else if (p.type !== undefined) out += `parm:           ${p.name}:${p.desc} (${p.type})${sep}`;
-    else out += `parm:           ${p.name}:${p.desc}${sep}`;
+  for (const p of info.params) {
+    if (p.description === undefined) out += `parm:           ${p.name}:${p.type}${sep}`;
+    else if (p.type !== undefined) out += `parm:           ${p.name}:${p.description} (${p.type})${sep}`;
+    else out += `parm:           ${p.name}:${p.description}${sep}`;
   }
   return { text: out, ok: true };
 }
@@ -134,30 +118,29 @@ async function run(ctx: AppletContext): Promise<number> {
     error(cap.error);
     return 1;
   }
-  const root = flags.basedir ?? (ctx.root === '/' ? undefined : ctx.root);
-  const dir = root !== undefined || flags.kernelVersion !== undefined ? modulesDir({ root: root ?? '', kernelVersion: flags.kernelVersion ?? os.release() }) : modulesDir({});
-  const index = new ModuleIndex(dir);
+  const cwd = ctx.cwd;
+  const db = ModuleDb.open({ root: flags.basedir ?? ctx.root, kernelVersion: flags.kernelVersion, cwd });
 
   // resolve every argument first, then read them all at once so that compressed files are
   // decompressed in parallel; print strictly in argument order
-  type Item = { arg: string; refs: ModuleRef[] } | { arg: string; error: ModinfoError };
+  type Item = { arg: string; refs: ModuleRef[] } | { arg: string; error: LookupError };
   const items: Item[] = cl.operands.map((arg) => {
     try {
-      return { arg, refs: resolveModules(arg, index, { asName: flags.modname }) };
+      return { arg, refs: db.lookup(arg, { asName: flags.modname, cwd }) };
     } catch (e) {
-      if (e instanceof ModinfoError) return { arg, error: e };
+      if (e instanceof LookupError) return { arg, error: e };
       throw e;
     }
   });
   const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && !r.path.endsWith('.ko')).length : 0), 0);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
-  const reader = new ModinfoReader(index, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
+  const reader = new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0, xz: xzFromEnv(ctx.env) });
   const needInfo = flags.json || flags.field !== 'filename';
-  const settle = (ref: ModuleRef): Promise<ModuleInfo | ModinfoError> => {
-    if (!needInfo) return Promise.resolve(new ModinfoError('no-info', ref.name));
+  const settle = (ref: ModuleRef): Promise<ModuleInfo | ModuleFileError | null> => {
+    if (!needInfo) return Promise.resolve(null);
     return reader.read(ref).catch((e: unknown) => {
-      if (e instanceof ModinfoError) return e;
+      if (e instanceof ModuleFileError) return e;
       throw e;
     });
   };
@@ -191,10 +174,10 @@ async function run(ctx: AppletContext): Promise<number> {
       for (const [ref, p] of pending[i]!) {
         if (flags.json) {
           const info = await p;
-          if (info instanceof ModinfoError) {
+          if (info instanceof ModuleFileError) {
             err(`could not get modinfo from '${bytes(ref.name)}': ${strerror(info.errno)}`);
             status = 1;
-          } else json.push(moduleInfoJson(info));
+          } else if (info !== null) json.push(moduleInfoJson(info));
           continue;
         }
         const r = format(ref, await p, flags, err);

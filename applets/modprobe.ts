@@ -22,7 +22,7 @@ import {
   type ProbeModule,
 } from '../src/ops/probe.js';
 import { runJobs, moduleInserter, moduleSymbolVersions } from '../src/ops/probe-run.js';
-import { toJson } from './common.js';
+import { loadOptionsFromEnv, toJson } from './common.js';
 import { ModulePool } from '../src/ops/module-pool.js';
 import { isNativeSyscalls } from '../src/kernel/syscalls.js';
 
@@ -396,7 +396,7 @@ async function run(ctx: AppletContext): Promise<number> {
     mp.hooks = {
       onAction: actions ? (a) => actions!.push(a) : showing ? (a) => ctx.stdout.write(actionText(a)) : undefined,
       onEvent: report,
-      insert: moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env, report }),
+      insert: moduleInserter({ root: ctx.root, sys: ctx.sys, load: loadOptionsFromEnv(ctx).options, report }),
     };
     mp.hooks.runCommand = shellRunner(childEnv);
 
@@ -474,7 +474,7 @@ async function run(ctx: AppletContext): Promise<number> {
         // -j N: the insertions run on N worker threads, each making its own syscalls (a fake
         // syscall layer, in tests, stays on this thread)
         let pool: Promise<ModulePool | undefined> | undefined;
-        if (isNativeSyscalls(ctx.sys)) mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, env: ctx.env, report, pool: () => (pool ??= ModulePool.start(st.jobs)) });
+        if (isNativeSyscalls(ctx.sys)) mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, load: loadOptionsFromEnv(ctx).options, report, pool: () => (pool ??= ModulePool.start(st.jobs)) });
         try {
           const e = await runJobs(mp, args, flags, st.jobs, { notFound: (n) => log(`Module ${n} not found in directory ${dirname}`), insertError: (n, e) => insertError(n, e, err) });
           return e < 0 ? 1 : 0;

@@ -36,9 +36,10 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureKernel, cacheDir, projectDir, KERNELS, privateApt, downloadAndUnpack } from './kernels.mjs';
 import { bundle as buildBundle } from './bundle.mjs';
+import { QEMU, qemuArgs } from './qemu.mjs';
 
 const run = promisify(execFile);
 const LAYER_VERSION = 1;
@@ -279,22 +280,23 @@ async function baseLayer(compress) {
 
 /**
  * Names of modules (with their dependencies, from modules.dep) to keep, as paths relative to the
- * modules directory; `undefined` keeps them all.
+ * modules directory; `undefined` keeps them all. Names and modules.dep are read by the library's
+ * own module database (dist/src: `npm run build` first).
  */
-function moduleSubset(modulesDir, names) {
+async function moduleSubset(modulesDir, names) {
   if (!names) return undefined;
-  const dep = new Map();
-  for (const line of readFileSync(path.join(modulesDir, 'modules.dep'), 'utf8').split('\n')) {
-    const [mod, deps] = line.split(':');
-    if (mod) dep.set(path.basename(mod).replace(/\.ko(\..*)?$/, '').replace(/-/g, '_'), { mod, deps: (deps ?? '').trim().split(/\s+/).filter(Boolean) });
-  }
+  const lib = path.join(projectDir, 'dist', 'src', 'index.js');
+  if (!existsSync(lib)) throw new Error(`${path.relative(process.cwd(), lib)} is missing: run npm run build first`);
+  const { ModuleDb, parseDepLine, pathToModname, modnameNormalize } = await import(pathToFileURL(lib).href);
+  const db = new ModuleDb(modulesDir);
   const keep = new Set();
   const add = (name) => {
-    const e = dep.get(name.replace(/-/g, '_'));
-    if (!e) throw new Error(`module ${name} is not in ${modulesDir}/modules.dep`);
-    if (keep.has(e.mod)) return;
-    keep.add(e.mod);
-    for (const d of e.deps) add(path.basename(d).replace(/\.ko(\..*)?$/, ''));
+    const line = db.depLine(modnameNormalize(name));
+    if (line === undefined) throw new Error(`module ${name} is not in ${modulesDir}/modules.dep`);
+    const e = parseDepLine(line);
+    if (keep.has(e.file)) return;
+    keep.add(e.file);
+    for (const d of e.deps) add(pathToModname(d));
   };
   names.forEach(add);
   return keep;
@@ -305,7 +307,7 @@ async function modulesLayer(k, compress, names) {
   const key = `modules-${k.name}-${fingerprint([LAYER_VERSION, k.kver, path.join(k.modulesDir, 'modules.dep'), names ?? 'all'])}`;
   return cachedLayer(key, compress, async (file) => {
     log(`building the modules layer for ${k.kver} (${names ? names.join(', ') : 'all modules'})`);
-    const keep = moduleSubset(k.modulesDir, names);
+    const keep = await moduleSubset(k.modulesDir, names);
     const skip = (r) => r === 'build' || r === 'source' ||
       (keep && /\.ko(\.\w+)?$/.test(r) && !keep.has(r));
     if (!keep) {
@@ -518,7 +520,6 @@ export async function buildRootfs(opts = {}) {
 
 /** The QEMU command line that boots an image, as scripts/vm.mjs runs it (for users' own scripts). */
 async function bootCommand(r) {
-  const { QEMU, qemuArgs } = await import('./vm.mjs');
   const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
   return [QEMU, ...qemuArgs({ vmlinuz: r.kernel.vmlinuz, initrd: r.image })].map(q).join(' ');
 }

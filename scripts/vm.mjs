@@ -19,12 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { buildRootfs, overlayArchive, concatArchives, parseAdd, MARKERS } from './mkrootfs.mjs';
 import { ensureKernel, projectDir, KERNELS } from './kernels.mjs';
 
-/** The QEMU binary, and the accelerator/CPU every run uses (these machines have no KVM). */
-export const QEMU = 'qemu-system-x86_64';
-export const QEMU_ACCEL = ['-accel', 'tcg', '-cpu', 'max'];
+import { QEMU, qemuArgs } from './qemu.mjs';
 
-/** Kernel command line: serial console, quiet, and a panic (e.g. init dying) ends QEMU at once. */
-export const KERNEL_APPEND = 'console=ttyS0 quiet panic=-1 rdinit=/init';
+export { QEMU, QEMU_ACCEL, KERNEL_APPEND, qemuArgs } from './qemu.mjs';
 
 /** A run that did not finish: timeout, QEMU failure, or no exit marker. Carries the serial log. */
 export class VmError extends Error {
@@ -34,13 +31,6 @@ export class VmError extends Error {
     this.serial = serial;
     this.kind = kind;
   }
-}
-
-/** QEMU's argument vector for a kernel and an initramfs. */
-export function qemuArgs({ vmlinuz, initrd, memory = 1024, smp = 2, append = '' }) {
-  // -nic none: no network card, so no iPXE option ROM to load and wait for.
-  return [...QEMU_ACCEL, '-m', String(memory), '-smp', String(smp), '-nographic', '-no-reboot', '-nic', 'none',
-    '-kernel', vmlinuz, '-initrd', initrd, '-append', `${KERNEL_APPEND} ${append}`.trim()];
 }
 
 /** Check QEMU can start at all (so a test suite fails loudly instead of skipping). */

@@ -14,7 +14,9 @@
  * @module
  */
 export { loadModule, LOAD_PATHS, type LoadOptions, type LoadPath, type LoadResult } from './ops/load-module.js';
-export { removeModule, checkRemovable, moduleNameFromArg, isBuiltin, type RemoveOptions } from './ops/remove-module.js';
+export { removeModule, checkRemovable, moduleNameFromArg, type RemoveOptions } from './ops/remove-module.js';
+export { ModuleDb, modulesDir, parseDepLine, type ModuleDbOptions, type ModuleRef } from './db/module-db.js';
+export { modnameNormalize, pathToModname, aliasNormalize, fnmatch } from './db/names.js';
 export { listModules, type LoadedModule } from './ops/list-modules.js';
 export { readProcModules, parseProcModules, type ProcModule } from './kernel/proc-modules.js';
 export { readModuleSysfs, readKernelCompression, type ModuleSysfs } from './kernel/sysfs.js';
@@ -31,8 +33,6 @@ export {
   type Syscalls,
   type Mapping,
 } from './kernel/syscalls.js';
-export { SyscallError, ModuleFileError, ModuleStateError, UsageError, DecompressError, ElfError, ProbeError } from './errors.js';
-export type { ModuleFileErrorKind, ModuleStateKind, DecompressErrorKind, ProbeErrorKind } from './errors.js';
 export {
   probeModule,
   removeProbed,
@@ -43,8 +43,10 @@ export {
 } from './ops/probe-run.js';
 export { type ProbeAction, type ProbeEvent, type ProbeFlags, type CommandRunner } from './ops/probe.js';
 export { readModprobeConfig, parseModprobeConfig, type ModprobeConfig, type ConfigDiagnostic } from './db/modprobe-config.js';
+export { KmodError, SyscallError, ModuleFileError, ModuleStateError, LookupError, UsageError, DecompressError, ElfError, ProbeError } from './errors.js';
+export type { ModuleFileErrorKind, ModuleStateKind, LookupErrorKind, DecompressErrorKind, ElfErrorKind, ProbeErrorKind } from './errors.js';
 export { strerror, errnoName, errnoFromCode } from './kernel/errno.js';
 export { VERSION } from './cli/version.js';
-export { modinfo, ModinfoError, type ModuleInfo, type ModinfoOptions } from './ops/modinfo.js';
+export { modinfo, type ModuleInfo, type ModuleParam, type ModinfoOptions } from './ops/modinfo.js';
 export { depmod, DepmodError, DEPMOD_FILES, type DepmodOptions, type DepmodResult, type DepmodFile, type DepmodMessage } from './ops/depmod.js';
 export { IndexTrie, IndexNode, IndexFormatError, type IndexValue, type IndexLayout } from './db/index-trie.js';

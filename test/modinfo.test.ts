@@ -4,9 +4,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import modinfoApplet from '../applets/modinfo.js';
 import type { AppletContext } from '../src/cli/applet.js';
-import { modinfo, moduleParams, infoList, ModinfoError } from '../src/ops/modinfo.js';
+import { modinfo, moduleParams, infoList } from '../src/ops/modinfo.js';
+import { LookupError } from '../src/errors.js';
 import { describeSignature, hexColumns } from '../src/file/signature.js';
-import { fnmatch, aliasNormalize, modnameNormalize } from '../src/db/module-db.js';
+import { fnmatch, aliasNormalize, modnameNormalize } from '../src/db/names.js';
 import { appendSignature, buildElf } from './helpers/elf-builder.js';
 import { compress, tempDir } from './helpers/modules.js';
 
@@ -229,8 +230,8 @@ describe('modinfo library', () => {
     assert.equal(infoList(info).at(-1)?.[0], 'signature');
   });
 
-  test('throws ModinfoError for an unknown module', async () => {
-    await assert.rejects(modinfo('nosuch', { root, kernelVersion: KVER }), (e) => e instanceof ModinfoError && e.kind === 'not-found');
+  test('throws LookupError for an unknown module', async () => {
+    await assert.rejects(modinfo('nosuch', { root, kernelVersion: KVER }), (e) => e instanceof LookupError && e.kind === 'not-found');
   });
 
   test('merges parm and parmtype by name, newest name first, and flags entries without a colon', () => {

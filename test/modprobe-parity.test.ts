@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { debianKernels, kmodRefScript, type Kernel, type RefRun } from './helpers/kernels.js';
 import { runMain } from './helpers/run.js';
-import { pathToModname } from '../src/db/module-db.js';
+import { pathToModname } from '../src/db/names.js';
 
 /** A configuration using every modprobe.d keyword, bad lines and kmod's parsing quirks included. */
 const KEYWORDS_CONF = {

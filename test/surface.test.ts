@@ -256,7 +256,7 @@ describe('--json (kmod-ts extension): the library objects', () => {
     assert.equal(r.status, 0, r.stderr);
     const [got] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
     const [want] = await modinfo(file);
-    assert.deepEqual(Object.keys(got), ['name', 'filename', 'builtin', 'fields', 'signature', 'params']);
+    assert.deepEqual(Object.keys(got), ['name', 'filename', 'builtin', 'fields', 'signature', 'params', 'invalidParams']);
     assert.deepEqual(got.fields, want.fields);
     assert.deepEqual(got.params, JSON.parse(JSON.stringify(want.params)));
     assert.equal(got.filename, want.filename);

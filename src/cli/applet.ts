@@ -26,6 +26,12 @@ export interface AppletContext {
   readonly root: string;
   /** the syscall layer; a recording fake in tests */
   readonly sys: Syscalls;
+  /**
+   * the working directory relative paths are taken from, as kmod's `get_current_dir_name()`
+   * gives it: `$PWD` when it names the same directory as `.`, else `getcwd()` (default
+   * `process.cwd()`)
+   */
+  readonly cwd?: string;
   /** environment (KMOD_TS_PATH, ...) */
   readonly env: Readonly<Record<string, string | undefined>>;
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Applet, AppletContext, Output } from './applet.js';
 import { errnoFromCode, strerror } from '../kernel/errno.js';
@@ -83,6 +84,7 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
     stderr: io.stderr,
     env: io.env,
     root: io.root ?? (io.env.KMOD_TS_SYSROOT || '/'),
+    cwd: currentDir(io.env.PWD),
     sys: io.sys ?? nativeSyscalls(),
   };
   try {
@@ -93,6 +95,19 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
     io.stderr.write(`kmod-ts: BUG: ${e?.message ?? String(err)}\n`);
     if (io.env.KMOD_TS_DEBUG === '1' && e?.stack) io.stderr.write(`${e.stack}\n`);
     return 1;
+  }
+}
+
+/** glibc's `get_current_dir_name()`: `$PWD` when it names the same directory as `.`, else `getcwd()`. */
+function currentDir(pwd: string | undefined): string {
+  const cwd = process.cwd();
+  if (!pwd || !pwd.startsWith('/')) return cwd;
+  try {
+    const a = statSync(pwd);
+    const b = statSync('.');
+    return a.dev === b.dev && a.ino === b.ino ? pwd : cwd;
+  } catch {
+    return cwd;
   }
 }
 

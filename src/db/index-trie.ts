@@ -24,7 +24,7 @@
  * @module
  */
 import { readBounded } from '../kernel/read-bounded.js';
-import { aliasNormalize, fnmatch, pathToModname } from './module-db.js';
+import { aliasNormalize, fnmatch, pathToModname } from './names.js';
 
 /** `modules.*.bin` magic number. */
 export const INDEX_MAGIC = 0xb007f457;

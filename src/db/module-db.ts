@@ -1,8 +1,9 @@
 /**
- * Module name, alias and built-in look-ups in `/lib/modules/KVER`, as libkmod does them for
- * `modinfo`: modules.dep (name → file), modules.symbols and modules.alias (wildcard aliases →
- * names), modules.builtin (built-in names), modules.builtin.modinfo (built-in `.modinfo` and
- * aliases).
+ * The module database of one `ROOT/lib/modules/KVER` directory, as libkmod keeps it: the
+ * directory (`/lib/modules`, or `/usr/lib/modules` where only that exists), modules.dep (name →
+ * file and dependencies), modules.builtin (built-in names), modules.builtin.modinfo (built-in
+ * `.modinfo` and aliases), modules.alias and modules.symbols (wildcard aliases → names), and
+ * `lookup`, kmod's `kmod_module_new_from_lookup` over all of them.
  *
  * kmod reads depmod's binary tries (`*.bin`); we read the text files depmod writes beside them,
  * which carry the same keys and values. Each file is read once, when first needed.
@@ -10,114 +11,12 @@
  * @module
  */
 import { readBounded } from '../kernel/read-bounded.js';
+import { existsSync, statSync } from 'node:fs';
+import { release } from 'node:os';
 import path from 'node:path';
 import { IndexTrie } from './index-trie.js';
-
-/**
- * kmod's `modname_normalize`: cut at the first `.`, `-` → `_`.
- * @param name a module name or file basename
- * @returns the normalized name
- * @example
- * modnameNormalize('snd-hda-intel.ko.xz'); // 'snd_hda_intel'
- */
-export function modnameNormalize(name: string): string {
-  const dot = name.indexOf('.');
-  return (dot === -1 ? name : name.slice(0, dot)).replaceAll('-', '_');
-}
-
-/**
- * kmod's `path_to_modname`: the normalized basename.
- * @param p a module path
- * @returns the module name, or undefined for an empty basename
- * @example
- * pathToModname('/x/kernel/drivers/net/dummy.ko'); // 'dummy'
- */
-export function pathToModname(p: string): string | undefined {
-  const base = p.endsWith('/') ? '' : p.slice(p.lastIndexOf('/') + 1);
-  return base === '' ? undefined : modnameNormalize(base);
-}
-
-/**
- * kmod's `alias_normalize`: `-` → `_` outside `[...]`.
- * @param alias a module alias as given
- * @returns the normalized alias, or undefined when brackets do not pair (kmod: EINVAL)
- * @example
- * aliasNormalize('pci:v*d[0-9]-x'); // 'pci:v*d[0-9]_x'
- */
-export function aliasNormalize(alias: string): string | undefined {
-  let out = '';
-  for (let i = 0; i < alias.length; i++) {
-    const c = alias[i];
-    if (c === '-') out += '_';
-    else if (c === ']') return undefined;
-    else if (c === '[') {
-      const close = alias.indexOf(']', i);
-      if (close === -1) return undefined;
-      out += alias.slice(i, close + 1);
-      i = close;
-    } else out += c;
-  }
-  return out;
-}
-
-const globCache = new Map<string, RegExp>();
-
-/**
- * glibc `fnmatch(pattern, s, 0)`: `*`, `?`, `[...]` (ranges, `!`/`^` negation, `]` first),
- * backslash escapes; `/` and leading dots are not special with flags 0.
- * @param pattern the glob
- * @param s the string
- * @returns whether it matches
- * @example
- * fnmatch('pci:v00008086d*', 'pci:v00008086d00001234'); // true
- */
-export function fnmatch(pattern: string, s: string): boolean {
-  if (!/[*?[\\]/.test(pattern)) return pattern === s;
-  let re = globCache.get(pattern);
-  if (re === undefined) {
-    re = globToRegExp(pattern);
-    globCache.set(pattern, re);
-  }
-  return re.test(s);
-}
-
-function globToRegExp(p: string): RegExp {
-  const esc = (c: string) => c.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
-  let out = '';
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i];
-    if (c === '*') out += '[\\s\\S]*';
-    else if (c === '?') out += '[\\s\\S]';
-    else if (c === '\\' && i + 1 < p.length) out += esc(p[++i]);
-    else if (c === '[') {
-      let j = i + 1;
-      let neg = false;
-      if (p[j] === '!' || p[j] === '^') {
-        neg = true;
-        j++;
-      }
-      let body = '';
-      let first = true;
-      while (j < p.length && (p[j] !== ']' || first)) {
-        first = false;
-        if (p[j] === '\\' && j + 1 < p.length) j++;
-        if (p[j + 1] === '-' && j + 2 < p.length && p[j + 2] !== ']') {
-          body += `${esc(p[j])}-${esc(p[j + 2])}`;
-          j += 3;
-        } else {
-          body += esc(p[j]);
-          j++;
-        }
-      }
-      if (j >= p.length) out += '\\['; // no closing bracket: a literal '['
-      else {
-        out += `[${neg ? '^' : ''}${body}]`;
-        i = j;
-      }
-    } else out += esc(c);
-  }
-  return new RegExp(`^${out}$`, 's');
-}
+import { LookupError } from '../errors.js';
+import { aliasNormalize, fnmatch, modnameNormalize, pathToModname } from './names.js';
 
 interface AliasEntry {
   pattern: string;
@@ -128,14 +27,104 @@ interface AliasEntry {
   order: number;
 }
 
+/** Where to find the database. */
+export interface ModuleDbOptions {
+  /** system root (default `/`); kmod's `-b`/`-d` */
+  readonly root?: string;
+  /** kernel release (default: the running kernel's, `uname -r`); kmod's `-k`/`-S` */
+  readonly kernelVersion?: string;
+  /** the directory a relative root is taken from (default `process.cwd()`; kmod uses `$PWD` when it names the same directory) */
+  readonly cwd?: string;
+}
+
+/**
+ * The modules directory for a root and kernel release: `ROOT/lib/modules/KVER`, or
+ * `ROOT/usr/lib/modules/KVER` when only that one exists (distributions that moved modules to
+ * /usr without a /lib link). kmod joins the strings as they are (`"%s/lib/modules/%s"`) and then
+ * makes the result absolute against the working directory (`path_make_absolute_cwd`).
+ * @param opts root, kernel version, working directory
+ * @returns the directory (absolute)
+ * @example modulesDir({ root: '/mnt', kernelVersion: '6.1.0-18-amd64' }) // '/mnt/lib/modules/6.1.0-18-amd64'
+ */
+export function modulesDir(opts: ModuleDbOptions = {}): string {
+  const kver = opts.kernelVersion ?? release();
+  const [lib, usr] = moduleDirectories(opts.root).map((d) => absolutePath(`${d}/${kver}`, opts.cwd));
+  if (existsSync(lib)) return lib;
+  return existsSync(usr) ? usr : lib;
+}
+
+/**
+ * Where module trees live under a root, in the order they are tried: `ROOT/lib/modules`, then
+ * `ROOT/usr/lib/modules` (merged-/usr systems may keep only the second).
+ * @param root the system root (default `/`)
+ * @returns the two directories (relative when `root` is)
+ * @example moduleDirectories('/mnt') // ['/mnt/lib/modules', '/mnt/usr/lib/modules']
+ */
+export function moduleDirectories(root?: string): [string, string] {
+  const r = root === undefined || root === '/' ? '' : root;
+  return [`${r}/lib/modules`, `${r}/usr/lib/modules`];
+}
+
+/**
+ * kmod's `path_make_absolute_cwd`: an absolute path unchanged, another one appended to the
+ * working directory.
+ * @param p the path
+ * @param cwd the working directory (default `process.cwd()`)
+ * @returns the absolute path
+ * @example absolutePath('x.ko', '/tmp') // '/tmp/x.ko'
+ */
+export function absolutePath(p: string, cwd?: string): string {
+  if (p.startsWith('/')) return p;
+  return `${cwd ?? process.cwd()}/${p}`;
+}
+
+/**
+ * One modules.dep line: `kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko`.
+ * @param line the line
+ * @returns the module's name, its file and its dependencies' files (as written, relative to the
+ *   modules directory unless absolute), or undefined for a line that is not an entry
+ * @example parseDepLine('kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko') // { name: 'vfat', file: 'kernel/fs/fat/vfat.ko', deps: ['kernel/fs/fat/fat.ko'] }
+ */
+export function parseDepLine(line: string): { name: string; file: string; deps: string[] } | undefined {
+  const colon = line.indexOf(':');
+  if (colon <= 0) return undefined;
+  const file = line.slice(0, colon);
+  const name = pathToModname(file);
+  if (name === undefined) return undefined;
+  const deps = line.slice(colon + 1).split(/[ \t]+/).filter((d) => d !== '');
+  return { name, file, deps };
+}
+
+/** One module a name, alias or path resolved to. */
+export interface ModuleRef {
+  /** the module name (normalized) */
+  readonly name: string;
+  /** absolute file path; undefined when the module has no file (built-in, or not in modules.dep) */
+  readonly path: string | undefined;
+  /** the argument was a file name */
+  readonly fromPath: boolean;
+}
+
+/** Module file names kmod takes as files (`path_ends_with_kmod_ext`). */
+const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
+
+function isModuleFilename(arg: string): boolean {
+  if (!MODULE_EXTENSIONS.some((ext) => arg.length > ext.length && arg.endsWith(ext))) return false;
+  try {
+    return statSync(arg).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Read-only view of one `/lib/modules/KVER` directory. Missing files read as empty, as kmod
  * treats a missing index as "not found there".
  * @example
- * const idx = new ModuleIndex('/lib/modules/6.1.0-18-amd64');
- * idx.modulePath('dummy'); // '/lib/modules/6.1.0-18-amd64/kernel/drivers/net/dummy.ko'
+ * const db = new ModuleDb(modulesDir({ kernelVersion: '6.1.0-18-amd64' }));
+ * db.modulePath('dummy'); // '/lib/modules/6.1.0-18-amd64/kernel/drivers/net/dummy.ko'
  */
-export class ModuleIndex {
+export class ModuleDb {
   /** module name → its modules.dep line */
   #dep: Map<string, string> | undefined;
   #aliases: AliasTrie | undefined;
@@ -171,6 +160,16 @@ export class ModuleIndex {
     return t ?? undefined;
   }
 
+  /**
+   * The database of a root and kernel release.
+   * @param opts root, kernel version, working directory
+   * @returns the database of {@link modulesDir}`(opts)`
+   * @example ModuleDb.open({ root: '/mnt' }).isBuiltin('ext4')
+   */
+  static open(opts: ModuleDbOptions = {}): ModuleDb {
+    return new ModuleDb(modulesDir(opts));
+  }
+
   #read(name: string, encoding: 'utf8' | 'latin1' = 'utf8'): string | undefined {
     try {
       return readBounded(path.join(this.dir, name)).toString(encoding);
@@ -179,16 +178,34 @@ export class ModuleIndex {
     }
   }
 
+  #absolute(file: string): string {
+    return file.startsWith('/') ? file : `${this.dir}/${file}`;
+  }
+
   /**
    * The file of a module, from modules.dep (relative paths are taken under `dir`).
    * @param name a normalized module name
    * @returns the path, or undefined when modules.dep does not list it
    */
   modulePath(name: string): string | undefined {
+    const e = this.#entry(name);
+    return e && this.#absolute(e.file);
+  }
+
+  /**
+   * The files a module depends on, from modules.dep, in depmod's order (the one to load last
+   * first).
+   * @param name a normalized module name
+   * @returns absolute paths, or undefined when modules.dep does not list the module
+   * @example db.dependencies('vfat') // ['/lib/modules/6.1.0-18-amd64/kernel/fs/fat/fat.ko']
+   */
+  dependencies(name: string): string[] | undefined {
+    return this.#entry(name)?.deps.map((d) => this.#absolute(d));
+  }
+
+  #entry(name: string): ReturnType<typeof parseDepLine> {
     const line = this.depLine(name);
-    if (line === undefined) return undefined;
-    const file = line.slice(0, line.indexOf(':'));
-    return file.startsWith('/') ? file : `${this.dir}/${file}`;
+    return line === undefined ? undefined : parseDepLine(line);
   }
 
   /**
@@ -212,6 +229,7 @@ export class ModuleIndex {
     }
     return this.#dep.get(name);
   }
+
 
   /**
    * The `alias KEY VALUE` lines of an alias-style index as kmod's `-c` dumps its `.bin`: keys in
@@ -298,7 +316,7 @@ export class ModuleIndex {
   /**
    * Every module name modules.dep and modules.builtin list (for completion), sorted.
    * @returns normalized names
-   * @example new ModuleIndex('/lib/modules/6.1.0-18-amd64').names().includes('vfat') // true
+   * @example new ModuleDb('/lib/modules/6.1.0-18-amd64').names().includes('vfat') // true
    */
   names(): string[] {
     this.modulePath('');
@@ -310,7 +328,7 @@ export class ModuleIndex {
    * The aliases of modules.alias that a person types as they are, without wildcards
    * (`fs-vfat`, `char-major-10-229`), spelled as the file has them, sorted (for completion).
    * @returns the aliases
-   * @example new ModuleIndex('/lib/modules/6.1.0-18-amd64').plainAliases().includes('fs-vfat') // true
+   * @example new ModuleDb('/lib/modules/6.1.0-18-amd64').plainAliases().includes('fs-vfat') // true
    */
   plainAliases(): string[] {
     const out = new Set<string>();
@@ -353,6 +371,43 @@ export class ModuleIndex {
     if (bin) return bin.searchWild(alias).map((v) => v.value);
     if (this.#builtinAliases === undefined) this.#loadBuiltinModinfo();
     return this.#builtinAliases!.search(alias).map((e) => e.module);
+  }
+
+  /**
+   * kmod's `kmod_module_new_from_lookup` (without modprobe.d's aliases and commands): an existing
+   * regular file with a module extension is that file; with `asName` a module name (modules.dep,
+   * then modules.builtin, then built-in aliases); otherwise an alias, tried against a
+   * modules.dep name, modules.symbols, modules.alias, modules.builtin and built-in aliases, and
+   * the first that matches wins.
+   * @param arg a module file, name or alias
+   * @param opts `asName` (modinfo `-m`), `cwd` for a relative file name (default `process.cwd()`)
+   * @returns the modules, in kmod's order (an alias may match several, or one module several times)
+   * @throws {LookupError} `not-found`, `name-not-found` or `bad-alias`
+   * @example db.lookup('pci:v00008086d00001234sv*sd*bc*sc*i*') // [{ name: 'e1000e', path: '/lib/modules/.../e1000e.ko', fromPath: false }]
+   */
+  lookup(arg: string, opts: { asName?: boolean; cwd?: string } = {}): ModuleRef[] {
+    const named = (name: string): ModuleRef => ({ name, path: this.modulePath(name), fromPath: false });
+    if (opts.asName) {
+      const name = modnameNormalize(arg);
+      if (this.modulePath(name) !== undefined || this.isBuiltin(name)) return [named(name)];
+      const b = this.lookupBuiltinAlias(name);
+      if (b.length > 0) return [named(b[0])];
+      throw new LookupError('name-not-found', arg);
+    }
+    if (isModuleFilename(arg)) {
+      const name = pathToModname(arg);
+      if (name !== undefined) return [{ name, path: absolutePath(arg, opts.cwd), fromPath: true }];
+    }
+    const alias = aliasNormalize(arg);
+    if (alias === undefined) throw new LookupError('bad-alias', arg);
+    if (!alias.includes(':') && this.modulePath(alias) !== undefined) return [named(alias)];
+    for (const found of [this.lookupSymbol(alias), this.lookupAlias(alias)]) {
+      if (found.length > 0) return found.map(named);
+    }
+    if (this.isBuiltin(alias)) return [named(alias)];
+    const builtinAliases = this.lookupBuiltinAlias(alias);
+    if (builtinAliases.length > 0) return builtinAliases.map(named);
+    throw new LookupError('not-found', arg);
   }
 
   #parseAliasFile(file: string, prefix: string): AliasEntry[] {

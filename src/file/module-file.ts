@@ -1,15 +1,21 @@
 /**
- * Opening a module file: its descriptor, its kind and its format from the magic bytes.
+ * The one module-file opener: its descriptor, its kind and its format from the magic bytes;
+ * the whole image (read, and decompressed when compressed), or only the parts `modinfo` shows
+ * (read piecemeal through an ELF view).
  *
  * Never decides by file name. Special files are read, never mapped, and never read past the
- * size cap, so `/dev/zero` or a FIFO cannot hang or exhaust memory.
+ * size cap, so `/dev/zero` or a FIFO cannot hang or exhaust memory. Faults are
+ * {@link ModuleFileError}s: `errno` is the system's for I/O, ENOEXEC for a file that is not a
+ * module (the kernel's word); an operation that reports other errnos (modinfo does, as kmod's
+ * libkmod-elf does) maps the `kind`.
  *
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { detectFormat, type Format } from './compression/index.js';
+import { decompress, decompressSync, DEFAULT_MAX_SIZE, detectFormat, type CompressedFormat, type Format, type XzOptions } from './compression/index.js';
+import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf/sections.js';
 import { Errno, errnoFromCode } from '../kernel/errno.js';
-import { ModuleFileError } from '../errors.js';
+import { DecompressError, ElfError, ModuleFileError } from '../errors.js';
 
 /** The longest magic we look at (xz's six bytes). */
 const HEAD_LENGTH = 6;
@@ -25,7 +31,21 @@ export interface ModuleFile {
   readonly format: Format;
   /** read the whole file into one buffer, at most `maxSize` bytes */
   readAll(maxSize: number): Buffer;
+  /**
+   * The module image: the whole file, decompressed when compressed (at most `maxSize` bytes
+   * either way; `xz` picks xz's decoder and library). A compressed file that does not hold an ELF
+   * image is `bad-format`.
+   */
+  readImage(maxSize: number, xz?: XzOptions): Promise<Buffer>;
+  /** {@link ModuleFile.readImage}, synchronously (for worker threads) */
+  readImageSync(maxSize: number, xz?: XzOptions): Buffer;
   close(): void;
+}
+
+/** How to open: kmod's modinfo wants six bytes of magic (the xz magic) where insmod wants four. */
+export interface OpenOptions {
+  /** fewer bytes than this is `too-short` (default 4) */
+  readonly magicLength?: number;
 }
 
 function errnoOf(err: unknown): number {
@@ -57,7 +77,8 @@ function readSome(fd: number, buf: Buffer, offset: number, length: number, posit
  *   `too-short` (fewer bytes than any magic), `bad-format` (not ELF, gzip, xz or zstd)
  * @example const f = openModuleFile('/x/dummy.ko.xz'); try { f.format } finally { f.close() }
  */
-export function openModuleFile(path: string): ModuleFile {
+export function openModuleFile(path: string, opts: OpenOptions = {}): ModuleFile {
+  const magicLength = opts.magicLength ?? 4;
   let fd: number;
   let stat: Stats;
   try {
@@ -93,12 +114,21 @@ export function openModuleFile(path: string): ModuleFile {
       throw new ModuleFileError('read', path, (err as Error).message, { errno: errnoOf(err), cause: err });
     }
     if (!regular) pending = head.subarray(0, got);
-    const format = got >= 4 ? detectFormat(head.subarray(0, got)) : undefined;
+    const format = got >= magicLength ? detectFormat(head.subarray(0, got)) : undefined;
     if (format === undefined) {
-      throw new ModuleFileError(got < 4 ? 'too-short' : 'bad-format', path, got < 4 ? 'file too short' : 'unknown file format', {
+      const short = got < magicLength;
+      throw new ModuleFileError(short ? 'too-short' : 'bad-format', path, short ? 'file too short' : 'unknown file format', {
         errno: Errno.ENOEXEC,
       });
     }
+    const readAll = (maxSize: number): Buffer => {
+      try {
+        return regular ? readRegular(fd, stat.size, maxSize, path) : readStream(fd, pending ?? Buffer.alloc(0), maxSize, path);
+      } catch (err) {
+        if (err instanceof ModuleFileError) throw err;
+        throw new ModuleFileError('read', path, (err as Error).message, { errno: errnoOf(err), cause: err });
+      }
+    };
     return {
       path,
       fd,
@@ -106,13 +136,28 @@ export function openModuleFile(path: string): ModuleFile {
       regular,
       format,
       close,
-      readAll(maxSize) {
+      readAll,
+      async readImage(maxSize, xz) {
+        const data = readAll(maxSize);
+        if (format === 'elf') return data;
+        let image: Buffer;
         try {
-          return regular ? readRegular(fd, stat.size, maxSize, path) : readStream(fd, pending ?? Buffer.alloc(0), maxSize, path);
+          image = await decompress(format, data, { maxSize, xz });
         } catch (err) {
-          if (err instanceof ModuleFileError) throw err;
-          throw new ModuleFileError('read', path, (err as Error).message, { errno: errnoOf(err), cause: err });
+          throw decompressFault(path, err);
         }
+        return checkElf(path, format, image);
+      },
+      readImageSync(maxSize, xz) {
+        const data = readAll(maxSize);
+        if (format === 'elf') return data;
+        let image: Buffer;
+        try {
+          image = decompressSync(format, data, { maxSize, xz });
+        } catch (err) {
+          throw decompressFault(path, err);
+        }
+        return checkElf(path, format, image);
       },
     };
   } catch (err) {
@@ -121,32 +166,27 @@ export function openModuleFile(path: string): ModuleFile {
   }
 }
 
-function tooLarge(path: string): ModuleFileError {
-  return new ModuleFileError('too-large', path, 'File too large', { errno: Errno.EFBIG });
+function tooLarge(path: string, cause?: unknown): ModuleFileError {
+  return new ModuleFileError('too-large', path, 'File too large', { errno: Errno.EFBIG, cause });
 }
 
-/**
- * Read the first `size` bytes of a regular file into one buffer (shorter if the file shrank).
- * @param fd an open descriptor
- * @param size bytes to read, from fstat
- * @returns the bytes read
- * @throws {NodeJS.ErrnoException} on a read error
- * @example readFully(fd, fstatSync(fd).size)
- */
-export function readFully(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
-  let got = 0;
-  while (got < size) {
-    const n = readSync(fd, buf, got, size - got, got);
-    if (n === 0) break;
-    got += n;
+function decompressFault(path: string, err: unknown): unknown {
+  if (!(err instanceof DecompressError)) return err;
+  if (err.kind === 'too-large') return tooLarge(path, err);
+  return new ModuleFileError('decompress', path, err.message, { errno: Errno.ENOEXEC, format: err.format, cause: err });
+}
+
+/** Checked here so that a compressed non-module never reaches the kernel. */
+function checkElf(path: string, format: CompressedFormat, image: Buffer): Buffer {
+  if (detectFormat(image.subarray(0, 4)) !== 'elf') {
+    throw new ModuleFileError('bad-format', path, `decompressed ${format} data is not an ELF module`, { errno: Errno.ENOEXEC });
   }
-  return got === size ? buf : buf.subarray(0, got);
+  return image;
 }
 
 function readRegular(fd: number, size: number, maxSize: number, path: string): Buffer {
   if (size > maxSize) throw tooLarge(path);
-  return readFully(fd, size);
+  return fdSource(fd, size).read(0, size) as Buffer;
 }
 
 function readStream(fd: number, start: Buffer, maxSize: number, path: string): Buffer {
@@ -161,4 +201,84 @@ function readStream(fd: number, start: Buffer, maxSize: number, path: string): B
     chunks.push(chunk.subarray(0, n));
   }
   return Buffer.concat(chunks, total);
+}
+
+/** What `modinfo` shows of a module file. Every array is a private copy (transferable). */
+export interface ModinfoParts {
+  /** the `.modinfo` section's bytes */
+  readonly modinfo: Uint8Array;
+  /** the appended signature, if any */
+  readonly signature: ModuleSignature | undefined;
+}
+
+/**
+ * The `.modinfo` section and the appended signature of a module file. An uncompressed file is
+ * read piecemeal (header, section headers, names, `.modinfo`, trailer); a compressed one is read
+ * and decompressed whole. Shared by the main thread and modinfo's decompression workers.
+ * @param path the file
+ * @param opts `maxSize` caps the decompressed size; `xz` picks xz's decoder and library
+ * @returns the parts
+ * @throws {ModuleFileError} `open`/`read` (I/O errno), `too-short` (under six bytes, as kmod's
+ *   modinfo reads six of magic), `bad-format` (not ELF), `bad-elf` (malformed), `decompress`,
+ *   `too-large`, `no-modinfo`
+ * @example const { modinfo, signature } = readModinfoParts('/lib/modules/6.1.0/kernel/fs/fat/fat.ko');
+ */
+export function readModinfoParts(path: string, opts: { maxSize?: number; xz?: XzOptions } = {}): ModinfoParts {
+  const mf = openModuleFile(path, { magicLength: 6 });
+  try {
+    const src = mf.format === 'elf' ? windowedSource(mf.fd, mf.stat.size) : bufferSource(mf.readImageSync(opts.maxSize ?? DEFAULT_MAX_SIZE, opts.xz));
+    let layout;
+    try {
+      layout = parseElfSections(src);
+    } catch (err) {
+      if (!(err instanceof ElfError)) throw err;
+      throw new ModuleFileError(err.kind === 'not-elf' ? 'bad-format' : 'bad-elf', path, err.message, { errno: Errno.ENOEXEC, cause: err });
+    }
+    const sec = findSection(layout, '.modinfo');
+    if (sec === undefined) throw new ModuleFileError('no-modinfo', path, 'no .modinfo section', { errno: Errno.ENOENT });
+    const sig = readSignature(src);
+    return {
+      modinfo: copy(src.read(sec.offset, sec.size)),
+      signature: sig && { ...sig, signer: copy(sig.signer), keyId: copy(sig.keyId), signature: copy(sig.signature) },
+    };
+  } catch (err) {
+    // a pread that failed; anything without an errno code is a bug and goes up as it is
+    if (err instanceof ModuleFileError || (err as NodeJS.ErrnoException)?.code === undefined) throw err;
+    throw new ModuleFileError('read', path, (err as Error).message, { errno: errnoOf(err), cause: err });
+  } finally {
+    mf.close();
+  }
+}
+
+/**
+ * Serves reads from one pread of the file's last bytes where it can: a module's section header
+ * table, section-name table and signature all sit at its end, so three reads (header, tail,
+ * `.modinfo`) usually do instead of seven.
+ */
+function windowedSource(fd: number, size: number, tailSize = 16 * 1024): ByteSource {
+  const direct = fdSource(fd, size);
+  const start = Math.max(0, size - tailSize);
+  let tail: Uint8Array | undefined;
+  return {
+    size,
+    read(offset, length) {
+      if (offset >= start && offset + length <= size) {
+        if (tail === undefined) {
+          // one scratch buffer for every file: readModinfoParts copies out what it keeps, and a
+          // fresh 16 KiB per module was most of the garbage collector's work
+          if (scratch.length < size - start) scratch = Buffer.allocUnsafe(size - start);
+          const n = readSync(fd, scratch, 0, size - start, start);
+          tail = scratch.subarray(0, n);
+        }
+        return tail.subarray(offset - start, offset - start + length);
+      }
+      return direct.read(offset, length);
+    },
+  };
+}
+let scratch = Buffer.allocUnsafe(16 * 1024);
+
+/** A copy with its own ArrayBuffer (Buffer#slice would share memory), so it can be transferred. */
+function copy(u: Uint8Array): Uint8Array {
+  return new Uint8Array(u);
 }

@@ -45,15 +45,6 @@ export interface SignatureDescription {
 }
 
 /**
- * Nothing to load: the PKCS#7 reader below is synchronous and self-contained. Kept so callers
- * need not change if a decoder has to be loaded lazily again.
- * @returns a resolved promise
- * @example
- * await loadSignatureSupport(); describeSignature(sig);
- */
-export async function loadSignatureSupport(): Promise<void> {}
-
-/**
  * Describes an appended signature the way kmod 30 does.
  * @param sig from `readSignature`
  * @returns the fields, or undefined where kmod shows none: a header with an unknown algorithm,

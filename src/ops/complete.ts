@@ -7,7 +7,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { ModuleIndex } from '../db/module-db.js';
+import { moduleDirectories, ModuleDb } from '../db/module-db.js';
 import { readProcModules } from '../kernel/proc-modules.js';
 
 /** What an operand of an applet is. */
@@ -41,12 +41,6 @@ function isDir(path: string): boolean {
   }
 }
 
-/** `ROOT/lib/modules` and `ROOT/usr/lib/modules` (merged-/usr systems keep only the second). */
-function modulesDirs(root: string): string[] {
-  const r = root === '/' ? '' : root;
-  return [`${r}/lib/modules`, `${r}/usr/lib/modules`];
-}
-
 /**
  * The candidates for one operand, those starting with `current`.
  * @param kind what the operand is
@@ -69,14 +63,14 @@ export function completeOperand(kind: OperandKind, current: string, opts: Comple
       break;
     case 'module': {
       const kver = opts.kernelVersion || os.release();
-      const dir = modulesDirs(opts.baseDir ?? root).map((d) => `${d}/${kver}`).find(isDir);
+      const dir = moduleDirectories(opts.baseDir ?? root).map((d) => `${d}/${kver}`).find(isDir);
       if (dir === undefined) return [];
-      const index = new ModuleIndex(dir);
-      words = [...index.names(), ...index.plainAliases()];
+      const db = new ModuleDb(dir);
+      words = [...db.names(), ...db.plainAliases()];
       break;
     }
     case 'kernel-version':
-      words = modulesDirs(opts.baseDir ?? root).flatMap((d) => entries(d).filter((v) => isDir(`${d}/${v}`)));
+      words = moduleDirectories(opts.baseDir ?? root).flatMap((d) => entries(d).filter((v) => isDir(`${d}/${v}`)));
       break;
     case 'module-file': {
       // relative to the working directory, like the shell's own file completion

@@ -25,7 +25,7 @@ import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
-import { aliasNormalize, modnameNormalize } from '../db/module-db.js';
+import { aliasNormalize, modnameNormalize } from '../db/names.js';
 import { readDepmodImage, type DepmodImageFailure } from '../file/depmod-image.js';
 import { ModulePool } from './module-pool.js';
 import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';

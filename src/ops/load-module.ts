@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { decompress, DEFAULT_MAX_SIZE, detectFormat, type Format } from '../file/compression/index.js';
+import { DEFAULT_MAX_SIZE, type Format, type XzOptions } from '../file/compression/index.js';
 import { prepareForced } from '../file/elf/sections.js';
 import { Errno } from '../kernel/errno.js';
-import { DecompressError, ElfError, ModuleFileError, SyscallError, UsageError } from '../errors.js';
+import { ElfError, ModuleFileError, SyscallError, UsageError } from '../errors.js';
 import { openModuleFile, type ModuleFile } from '../file/module-file.js';
 import { joinModuleArgs } from './params.js';
 import { readKernelCompression } from '../kernel/sysfs.js';
@@ -51,6 +51,8 @@ export interface LoadOptions {
   sys?: Syscalls;
   /** cap on the decompressed size in bytes (default 1 GiB) */
   maxSize?: number;
+  /** xz's decoder in userspace: `liblzma` (direct) or `stream` (`KMOD_TS_XZ` in the CLI); default liblzma when it loads */
+  xz?: XzOptions;
   /** receives progress notes (fallbacks), for `-v` */
   onInfo?: (message: string) => void;
 }
@@ -129,14 +131,7 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
         }
       }
     }
-    let image = mf.readAll(maxSize);
-    if (compressed) {
-      image = await decompressFile(mf, image, maxSize);
-      // Checked here so that a compressed non-module never reaches the kernel.
-      if (detectFormat(image.subarray(0, 4)) !== 'elf') {
-        throw new ModuleFileError('bad-format', file, `decompressed ${mf.format} data is not an ELF module`, { errno: Errno.ENOEXEC });
-      }
-    }
+    let image = await mf.readImage(maxSize, opts.xz);
     if (force.modversions || force.vermagic) image = stripForForce(mf, image, force);
     const via = compressed ? `read+${mf.format}+init_module` : 'read+init_module';
     const loaded = image;
@@ -182,16 +177,6 @@ function withFinitRetry(
       throw retryErr;
     }
     return { path: 'finit', format: mf.format, via: 'finit_module (after init_module EPERM)', params };
-  }
-}
-
-async function decompressFile(mf: ModuleFile, data: Buffer, maxSize: number): Promise<Buffer> {
-  try {
-    return await decompress(mf.format as 'gzip' | 'xz' | 'zstd', data, { maxSize });
-  } catch (err) {
-    if (!(err instanceof DecompressError)) throw err;
-    if (err.kind === 'too-large') throw new ModuleFileError('too-large', mf.path, 'File too large', { errno: Errno.EFBIG, cause: err });
-    throw new ModuleFileError('decompress', mf.path, err.message, { errno: Errno.ENOEXEC, format: err.format, cause: err });
   }
 }
 

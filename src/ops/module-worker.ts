@@ -2,19 +2,22 @@
  * Worker thread body of the {@link ModulePool}: reads parts of module files off the main thread,
  * so many compressed modules are decompressed on all cores at once. Two kinds of request:
  * - `modinfo`: `{ id, kind, file, maxSize }` → `{ id, parts }` (the `.modinfo` section and the
- *   signature, {@link readImageParts}) or `{ id, error: { errno, message, format } }`;
+ *   signature, {@link readModinfoParts}) or `{ id, error: { kind, errno, message, format } }`;
  * - `depmod`: `{ id, kind, files, maxSize }` → `{ id, results }`, one {@link readDepmodImage}
  *   result per file (a batch: one message per module would cost more than reading a small one).
  *
  * @module
  */
 import { parentPort } from 'node:worker_threads';
-import { ImageError, readImageParts } from '../file/modinfo-image.js';
+import { ModuleFileError } from '../errors.js';
+import { Errno } from '../kernel/errno.js';
+import type { XzOptions } from '../file/compression/index.js';
+import { readModinfoParts } from '../file/module-file.js';
 import { readDepmodImage } from '../file/depmod-image.js';
 
 /** A request from the main thread. */
 export type WorkerRequest =
-  | { id: number; kind: 'modinfo'; file: string; maxSize?: number }
+  | { id: number; kind: 'modinfo'; file: string; maxSize?: number; xz?: XzOptions }
   | { id: number; kind: 'depmod'; files: string[]; maxSize?: number }
   | { id: number; kind: 'insert'; file: string; insert: InsertRequest };
 
@@ -25,6 +28,7 @@ export interface InsertRequest {
   forceVermagic: boolean;
   path?: 'finit' | 'mmap' | 'read';
   maxSize?: number;
+  xz?: XzOptions;
   root: string;
 }
 
@@ -39,11 +43,11 @@ export interface InsertAnswer {
 async function insert(file: string, r: InsertRequest): Promise<InsertAnswer> {
   const [{ loadModule }, { nativeSyscalls }] = await Promise.all([import('./load-module.js'), import('../kernel/syscalls.js')]);
   try {
-    await loadModule(file, { params: r.params, forceModversion: r.forceModversion, forceVermagic: r.forceVermagic, path: r.path, maxSize: r.maxSize, root: r.root, sys: nativeSyscalls() });
+    await loadModule(file, { ...r, sys: nativeSyscalls() });
     return { errno: 0 };
   } catch (e) {
     const x = e as { errno?: unknown; kind?: unknown; format?: unknown; message?: unknown };
-    return { errno: typeof x.errno === 'number' ? x.errno : 5, kind: typeof x.kind === 'string' ? x.kind : undefined, format: typeof x.format === 'string' ? x.format : undefined, message: String(x.message ?? e) };
+    return { errno: typeof x.errno === 'number' ? x.errno : Errno.EIO, kind: typeof x.kind === 'string' ? x.kind : undefined, format: typeof x.format === 'string' ? x.format : undefined, message: String(x.message ?? e) };
   }
 }
 
@@ -58,20 +62,20 @@ parentPort?.on('message', (req: WorkerRequest) => {
         return readDepmodImage(f, { maxSize: req.maxSize });
       } catch (e) {
         // anything else is a bug; EIO keeps the report in kmod's shape
-        return { errno: 5, codecMessage: undefined, bug: String((e as Error)?.message ?? e) };
+        return { errno: Errno.EIO, codecMessage: undefined, bug: String((e as Error)?.message ?? e) };
       }
     });
     parentPort!.postMessage({ id: req.id, results });
     return;
   }
   try {
-    const parts = readImageParts(req.file, { maxSize: req.maxSize });
+    const parts = readModinfoParts(req.file, { maxSize: req.maxSize, xz: req.xz });
     const transfer = [parts.modinfo.buffer];
     if (parts.signature) transfer.push(parts.signature.signer.buffer, parts.signature.keyId.buffer, parts.signature.signature.buffer);
     parentPort!.postMessage({ id: req.id, parts }, transfer as ArrayBuffer[]);
   } catch (e) {
     // anything else is a bug; EIO keeps the main thread's report in kmod's shape
-    const err = e instanceof ImageError ? e : new ImageError(5, String((e as Error)?.message ?? e));
-    parentPort!.postMessage({ id: req.id, error: { errno: err.errno, message: err.message, format: err.format } });
+    const err = e instanceof ModuleFileError ? e : new ModuleFileError('read', req.file, String((e as Error)?.message ?? e), { errno: Errno.EIO });
+    parentPort!.postMessage({ id: req.id, error: { kind: err.kind, errno: err.errno, message: err.message, format: err.format } });
   }
 });

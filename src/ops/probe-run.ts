@@ -5,16 +5,17 @@
  *
  * @module
  */
-import { release } from 'node:os';
 import { statSync } from 'node:fs';
 import { DecompressError, ModuleFileError, ProbeError, type ModuleFileErrorKind, type ProbeErrorKind } from '../errors.js';
 import type { ModulePool } from './module-pool.js';
 import type { InsertAnswer, InsertRequest } from './module-worker.js';
 import type { CompressedFormat } from '../file/compression/index.js';
 import { readModprobeConfig } from '../db/modprobe-config.js';
+import { absolutePath, modulesDir } from '../db/module-db.js';
 import { KmodElf, type ExportedSymbol } from '../file/elf/symbols.js';
 import { Errno } from '../kernel/errno.js';
 import { nativeSyscalls, type Syscalls } from '../kernel/syscalls.js';
+import type { LoadOptions } from './load-module.js';
 import { joinModuleArgs } from './params.js';
 import {
   BLACKLISTED,
@@ -32,14 +33,16 @@ import {
 /**
  * The insmod core (`loadModule`: in-kernel decompression, mmap, userspace decompression) as a
  * probe inserter, loaded on first use so that dry runs never pay for it.
- * @param opts root (for `/sys/module/compression`), syscall layer, environment (`KMOD_TS_PATH`, `KMOD_TS_MAX_SIZE`)
+ * @param opts root (for `/sys/module/compression`), syscall layer, and the loading choices
+ *   (`path`, `maxSize`, `xz`: the CLI's `KMOD_TS_*` variables)
  * @returns an inserter resolving to 0 or a negative errno
- * @example const insert = moduleInserter({ root: '/', sys: nativeSyscalls(), env: process.env });
+ * @example const insert = moduleInserter({ root: '/', sys: nativeSyscalls() });
  */
 export function moduleInserter(opts: {
   root: string;
   sys: Syscalls;
-  env: Readonly<Record<string, string | undefined>>;
+  /** the loader's choices (`path`, `maxSize`, `xz`: the CLI's `KMOD_TS_*` variables) */
+  load?: Pick<LoadOptions, 'path' | 'maxSize' | 'xz'>;
   /** receives the codec's words when a file does not decompress (kmod's `xz: File is corrupt`) */
   report?: (e: ProbeEvent) => void;
   /**
@@ -49,14 +52,11 @@ export function moduleInserter(opts: {
   pool?: () => Promise<ModulePool | undefined>;
 }): Inserter {
   return async (path, options, force) => {
-    const forced = opts.env.KMOD_TS_PATH;
-    const maxSize = opts.env.KMOD_TS_MAX_SIZE;
     const request: InsertRequest = {
+      ...opts.load,
       params: options,
       forceModversion: force.modversion,
       forceVermagic: force.vermagic,
-      path: forced === 'finit' || forced === 'mmap' || forced === 'read' ? forced : undefined,
-      maxSize: maxSize && /^\d+$/.test(maxSize) ? Number(maxSize) : undefined,
       root: opts.root,
     };
     const pool = await opts.pool?.();
@@ -168,8 +168,10 @@ export interface ProbeOptions extends ProbeFlags {
   params?: string | readonly string[];
   /** syscall layer (default the real one) */
   sys?: Syscalls;
-  /** environment for install/remove commands and the loader (default `process.env`) */
+  /** environment for install/remove commands (default: the process's own, inherited) */
   env?: Readonly<Record<string, string | undefined>>;
+  /** the loader's choices (`path`, `maxSize`, `xz`), as {@link loadModule} takes them */
+  load?: Pick<LoadOptions, 'path' | 'maxSize' | 'xz'>;
   /** each action as it happens (what `modprobe -v` prints) */
   onAction?: (action: ProbeAction) => void;
   /** each report that is not an error (kmod's ERROR/INFO lines); errors are thrown */
@@ -201,8 +203,7 @@ export interface ProbeOutcome {
 
 function contextOf(opts: ProbeOptions): ModprobeContext {
   const root = opts.root ?? '/';
-  const dirname = opts.moduleDir ?? `${root === '/' ? '' : root}/lib/modules/${opts.kernelVersion ?? release()}`;
-  const abs = dirname.startsWith('/') ? dirname : `${process.cwd()}/${dirname}`;
+  const abs = opts.moduleDir !== undefined ? absolutePath(opts.moduleDir) : modulesDir({ root, kernelVersion: opts.kernelVersion });
   const { config } = readModprobeConfig({ dirname: abs, paths: opts.config, root, cmdline: opts.cmdline });
   return new ModprobeContext({ dirname: abs, config, root, sys: opts.sys });
 }
@@ -248,7 +249,6 @@ const REMOVAL_KINDS: Readonly<Record<string, ProbeErrorKind>> = {
 
 function hooksOf(opts: ProbeOptions, actions: ProbeAction[]): ProbeHooks {
   const sys = opts.sys ?? nativeSyscalls();
-  const env = opts.env ?? process.env;
   return {
     onAction: (a) => {
       actions.push(a);
@@ -259,8 +259,8 @@ function hooksOf(opts: ProbeOptions, actions: ProbeAction[]): ProbeHooks {
       if (e.level === 'fatal') throw new ProbeError(REMOVAL_KINDS[e.kind] ?? 'remove-failed', 'module' in e ? e.module : '');
       opts.onEvent?.(e);
     },
-    insert: moduleInserter({ root: opts.root ?? '/', sys, env, report: (e) => opts.onEvent?.(e) }),
-    runCommand: opts.runCommand ?? shellRunner(env),
+    insert: moduleInserter({ root: opts.root ?? '/', sys, load: opts.load, report: (e) => opts.onEvent?.(e) }),
+    runCommand: opts.runCommand ?? shellRunner(opts.env),
   };
 }
 

@@ -17,7 +17,8 @@ import { createRequire } from 'node:module';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errno } from '../kernel/errno.js';
-import { aliasNormalize, fnmatch, ModuleIndex, modnameNormalize, pathToModname } from '../db/module-db.js';
+import { ModuleDb } from '../db/module-db.js';
+import { aliasNormalize, fnmatch, modnameNormalize, pathToModname } from '../db/names.js';
 import { readdirInOrder, readModuleInitstate, readModuleSysfs } from '../kernel/sysfs.js';
 import { O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/syscalls.js';
 import type { ModprobeConfig } from '../db/modprobe-config.js';
@@ -126,13 +127,13 @@ export interface ModprobeContextOptions {
   /** the module directory exactly as kmod forms it (absolute, not normalized): paths are printed from it */
   readonly dirname: string;
   /** the module database of that directory (default one over `dirname`) */
-  readonly index?: ModuleIndex;
+  readonly index?: ModuleDb;
   readonly config: ModprobeConfig;
   /** system root for `/sys/module` (default `/`) */
   readonly root?: string;
   /** syscall layer for removal */
   readonly sys?: Syscalls;
-  /** environment for commands (default `process.env`) */
+  /** environment for commands (default: the process's own, inherited) */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -140,16 +141,18 @@ export interface ModprobeContextOptions {
 export const BLACKLISTED = 0x10000;
 
 /**
- * The default command runner: `system(cmd)` (`/bin/sh -c`) with `MODPROBE_MODULE` set.
- * @param env the environment the command gets (plus `MODPROBE_MODULE`)
+ * The default command runner: `system(cmd)` with `MODPROBE_MODULE` set.
+ * @param env the commands' environment; without one they inherit the process's own
  * @returns the runner
- * @example shellRunner(process.env)('echo $MODPROBE_MODULE', 'dummy') // prints dummy, returns 0
  */
-export function shellRunner(env: Readonly<Record<string, string | undefined>> = process.env): CommandRunner {
+export function shellRunner(env?: Readonly<Record<string, string | undefined>>): CommandRunner {
   return (command, module) => {
     // loaded on first use: node:child_process and the streams under it cost a dry run ~10 ms
     const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-    const r = spawnSync('/bin/sh', ['-c', command], { stdio: 'inherit', env: { ...env, MODPROBE_MODULE: module } });
+    // without an environment of our own, the shell adds MODPROBE_MODULE to the one it inherits
+    const r = env
+      ? spawnSync('/bin/sh', ['-c', command], { stdio: 'inherit', env: { ...env, MODPROBE_MODULE: module } })
+      : spawnSync('/bin/sh', ['-c', 'MODPROBE_MODULE=$1 exec /bin/sh -c "$2"', 'sh', module, command], { stdio: 'inherit' });
     if (r.error) return -(errnoOf(r.error) ?? Errno.ENOENT);
     // system() of a command killed by a signal has WEXITSTATUS 0
     return r.status ?? 0;
@@ -170,7 +173,7 @@ function substituteOpts(command: string, options: string): string {
  */
 export class ModprobeContext {
   readonly dirname: string;
-  readonly index: ModuleIndex;
+  readonly index: ModuleDb;
   readonly config: ModprobeConfig;
   readonly root: string;
   readonly sys: Syscalls | undefined;
@@ -179,7 +182,7 @@ export class ModprobeContext {
 
   constructor(opts: ModprobeContextOptions) {
     this.dirname = opts.dirname;
-    this.index = opts.index ?? new ModuleIndex(opts.dirname, { bin: true });
+    this.index = opts.index ?? new ModuleDb(opts.dirname, { bin: true });
     this.config = opts.config;
     this.root = opts.root ?? '/';
     this.sys = opts.sys;

@@ -4,9 +4,8 @@
  * @module
  */
 import { statSync } from 'node:fs';
-import { readBounded } from '../kernel/read-bounded.js';
-import { release } from 'node:os';
-import { basename, join } from 'node:path';
+import { ModuleDb } from '../db/module-db.js';
+import { modnameNormalize, pathToModname } from '../db/names.js';
 import { ModuleStateError } from '../errors.js';
 import { readModuleSysfs } from '../kernel/sysfs.js';
 import { nativeSyscalls, O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/syscalls.js';
@@ -19,36 +18,12 @@ import { nativeSyscalls, O_NONBLOCK, O_TRUNC, type Syscalls } from '../kernel/sy
  * @example moduleNameFromArg('snd-hda-intel') // 'snd_hda_intel'
  */
 export function moduleNameFromArg(arg: string): string {
-  let name = arg;
   try {
-    if (statSync(arg).isFile()) name = basename(arg);
+    if (statSync(arg).isFile()) return pathToModname(arg) ?? modnameNormalize(arg);
   } catch {
     // not a file: a plain module name
   }
-  const dot = name.indexOf('.');
-  return (dot >= 0 ? name.slice(0, dot) : name).replaceAll('-', '_');
-}
-
-/**
- * Whether a module is built into the kernel, per `/lib/modules/KVER/modules.builtin`.
- * @param name the module name (underscores)
- * @param opts `root` (default `/`), `kver` (default the running kernel)
- * @returns true when listed
- * @example isBuiltin('ext4') // false on Debian
- */
-export function isBuiltin(name: string, opts: { root?: string; kver?: string } = {}): boolean {
-  let text: string;
-  try {
-    text = readBounded(join(opts.root ?? '/', 'lib/modules', opts.kver ?? release(), 'modules.builtin')).toString('latin1');
-  } catch {
-    return false;
-  }
-  for (const line of text.split('\n')) {
-    const file = line.slice(line.lastIndexOf('/') + 1);
-    if (!file.endsWith('.ko')) continue;
-    if (file.slice(0, -3).replaceAll('-', '_') === name) return true;
-  }
-  return false;
+  return modnameNormalize(arg);
 }
 
 /** Options of {@link removeModule}. */
@@ -58,7 +33,7 @@ export interface RemoveOptions {
   /** system root (default `/`) */
   root?: string;
   /** kernel release for modules.builtin (default the running kernel) */
-  kver?: string;
+  kernelVersion?: string;
   /** syscall layer (default the real one) */
   sys?: Syscalls;
 }
@@ -66,13 +41,13 @@ export interface RemoveOptions {
 /**
  * Check that a module can be removed, without removing it.
  * @param name the module name (underscores)
- * @param opts root and kver
+ * @param opts root and kernelVersion
  * @throws {ModuleStateError} `builtin`, `not-loaded`, `in-use-by` (with holders), `in-use`, `no-unload`
  * @example checkRemovable('fat') // throws in-use-by ['vfat'] while vfat is loaded
  */
 export function checkRemovable(name: string, opts: RemoveOptions = {}): void {
   const root = opts.root ?? '/';
-  if (isBuiltin(name, opts)) throw new ModuleStateError('builtin', name);
+  if (ModuleDb.open(opts).isBuiltin(name)) throw new ModuleStateError('builtin', name);
   const s = readModuleSysfs(name, root);
   if (s.initstate === undefined) throw new ModuleStateError('not-loaded', name);
   if (s.holders !== undefined && s.holders.length > 0) throw new ModuleStateError('in-use-by', name, s.holders);
@@ -83,7 +58,7 @@ export function checkRemovable(name: string, opts: RemoveOptions = {}): void {
 /**
  * Unload a module: rmmod's checks (unless forced), then `delete_module(name, O_NONBLOCK[|O_TRUNC])`.
  * @param nameOrPath a module name or the path of its file
- * @param opts force, root, kver, sys
+ * @param opts force, root, kernelVersion, sys
  * @returns the kernel name that was removed
  * @throws {ModuleStateError} when a check fails
  * @throws {SyscallError} when the kernel refuses (EAGAIN in use, EBUSY not live, EPERM)
