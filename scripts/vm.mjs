@@ -6,7 +6,10 @@
 // (the kernel unpacks concatenated archives in order), so one image serves every run. /init prints
 // a begin marker, runs the payload, prints `@@KMOD-TS-EXIT=<status>@@` and powers off.
 //
-// CLI: node scripts/vm.mjs [--kernel d12|d13] [--shell | --script FILE] [--image FILE]
+// --arch arm64 boots Debian's arm64 kernel and an arm64 image under qemu-system-aarch64
+// (`-M virt`, console on the PL011 UART ttyAMA0); see scripts/arch.mjs.
+//
+// CLI: node scripts/vm.mjs [--arch amd64|arm64] [--kernel d12|d13] [--shell | --script FILE] [--image FILE]
 //        [--add SRC:DEST]... [--timeout SECONDS] [--no-build]
 //      npm run vm -- --kernel d13 --shell      (quit QEMU: Ctrl-A x; or `exit` in the shell)
 
@@ -17,11 +20,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildRootfs, overlayArchive, concatArchives, parseAdd, MARKERS } from './mkrootfs.mjs';
-import { ensureKernel, projectDir, KERNELS } from './kernels.mjs';
+import { ensureKernel, projectDir, KERNELS, parseKernel } from './kernels.mjs';
+import { archOf } from './arch.mjs';
 
-import { QEMU, qemuArgs } from './qemu.mjs';
+import { qemuArgs, qemuBinary } from './qemu.mjs';
 
-export { QEMU, QEMU_ACCEL, KERNEL_APPEND, qemuArgs } from './qemu.mjs';
+export { QEMU, QEMU_ACCEL, KERNEL_APPEND, qemuArgs, qemuBinary, kernelAppend } from './qemu.mjs';
 
 /** A run that did not finish: timeout, QEMU failure, or no exit marker. Carries the serial log. */
 export class VmError extends Error {
@@ -34,11 +38,12 @@ export class VmError extends Error {
 }
 
 /** Check QEMU can start at all (so a test suite fails loudly instead of skipping). */
-export function checkQemu() {
+export function checkQemu(arch = 'amd64') {
+  const qemu = qemuBinary(arch);
   try {
-    return execFileSync(QEMU, ['--version'], { encoding: 'utf8' }).split('\n')[0];
+    return execFileSync(qemu, ['--version'], { encoding: 'utf8' }).split('\n')[0];
   } catch (e) {
-    throw new VmError(`${QEMU} cannot run (${e.code === 'ENOENT' ? 'not installed: npm run setup' : e.message})`, { kind: 'qemu' });
+    throw new VmError(`${qemu} cannot run (${e.code === 'ENOENT' ? 'not installed: npm run setup' : e.message})`, { kind: 'qemu' });
   }
 }
 
@@ -50,20 +55,21 @@ const imageCache = new Map();
  * TCG the kernel needs ~4 s to gunzip the ~62 MiB image and ~1.5 s to unpack the plain ~130 MiB
  * one (Debian 13 kernel, measured), so every boot starts 2-3 s sooner.
  */
-export async function imageFor(kernel, { build = true, compress = 'none' } = {}) {
-  const key = `${kernel}:${compress}`;
+export async function imageFor(kernel, { build = true, compress = 'none', arch } = {}) {
+  const { id, arch: a } = parseKernel(kernel, arch);
+  const key = `${id}:${compress}`;
   if (!imageCache.has(key)) {
-    const out = path.join(projectDir, 'build', `rootfs-${kernel}.cpio${compress === 'gzip' ? '.gz' : ''}`);
+    const out = path.join(projectDir, 'build', `rootfs-${id}.cpio${compress === 'gzip' ? '.gz' : ''}`);
     imageCache.set(key, !build && existsSync(out)
       ? Promise.resolve(out)
-      : buildRootfs({ kernel, compress, out }).then((r) => r.image));
+      : buildRootfs({ kernel, arch: a, compress, out }).then((r) => r.image));
   }
   return imageCache.get(key);
 }
 
 /**
  * Boot a kernel with an image, run `script` (busybox sh) as the payload, return what it printed.
- * @param {{ kernel?: 'd12'|'d13', script: string, files?: {src?: string, content?: string|Buffer,
+ * @param {{ kernel?: string, arch?: 'amd64'|'arm64', script: string, files?: {src?: string, content?: string|Buffer,
  *   dest: string, mode?: number}[], image?: string, timeoutMs?: number, memory?: number,
  *   smp?: number, append?: string, onLine?: (line: string, ms: number) => void }} opts
  *   `files` are added to the image for this run only; `onLine` sees each serial line as it comes,
@@ -74,11 +80,12 @@ export async function imageFor(kernel, { build = true, compress = 'none' } = {})
  *   `bootMs` is the time from QEMU start to the payload starting.
  * @throws {VmError} on timeout, when QEMU fails, or when the guest stops without an exit marker.
  * @example const { output, exitCode } = await runInVm({ kernel: 'd13', script: 'lsmod' });
+ * @example await runInVm({ kernel: 'd13', arch: 'arm64', script: 'uname -m' }) // aarch64
  */
 export async function runInVm(opts) {
   const kernel = opts.kernel ?? 'd13';
-  const k = await ensureKernel(kernel);
-  const image = opts.image ?? await imageFor(kernel);
+  const k = await ensureKernel(kernel, opts.arch);
+  const image = opts.image ?? await imageFor(k.id);
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-vm-'));
   try {
@@ -95,7 +102,8 @@ export async function runInVm(opts) {
 function boot({ k, initrd, timeoutMs, memory, smp, append, onLine }) {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const child = spawn(QEMU, qemuArgs({ vmlinuz: k.vmlinuz, initrd, memory, smp, append }), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const qemu = qemuBinary(k.arch);
+    const child = spawn(qemu, qemuArgs({ vmlinuz: k.image, initrd, memory, smp, append, arch: k.arch }), { stdio: ['pipe', 'pipe', 'pipe'] });
     let serial = '';
     let stderr = '';
     let partial = '';
@@ -131,7 +139,7 @@ function boot({ k, initrd, timeoutMs, memory, smp, append, onLine }) {
       }
     });
     child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', (e) => finish(() => reject(new VmError(`${QEMU}: ${e.message}`, { serial, kind: 'qemu' }))));
+    child.on('error', (e) => finish(() => reject(new VmError(`${qemu}: ${e.message}`, { serial, kind: 'qemu' }))));
     child.on('close', (code, signal) => finish(() => {
       if (exitCode === undefined) {
         reject(new VmError(`${k.label} guest stopped without an exit marker (QEMU ${signal ?? `exit ${code}`})` +
@@ -147,9 +155,9 @@ function boot({ k, initrd, timeoutMs, memory, smp, append, onLine }) {
 }
 
 /** Boot the image with the console on this terminal: a shell, or the image's own payload. */
-export async function interactive({ kernel = 'd13', image, files, memory, smp, append } = {}) {
-  const k = await ensureKernel(kernel);
-  image ??= await imageFor(kernel);
+export async function interactive({ kernel = 'd13', arch, image, files, memory, smp, append } = {}) {
+  const k = await ensureKernel(kernel, arch);
+  image ??= await imageFor(k.id);
   let initrd = image;
   let tmp;
   if (files?.length) {
@@ -161,7 +169,7 @@ export async function interactive({ kernel = 'd13', image, files, memory, smp, a
   process.stderr.write(`vm: booting ${k.label} ${k.kver} (QEMU TCG, no KVM: allow ~10-30 s); quit QEMU with Ctrl-A x\n`);
   try {
     return await new Promise((resolve, reject) => {
-      const child = spawn(QEMU, qemuArgs({ vmlinuz: k.vmlinuz, initrd, memory, smp, append }), { stdio: 'inherit' });
+      const child = spawn(qemuBinary(k.arch), qemuArgs({ vmlinuz: k.image, initrd, memory, smp, append, arch: k.arch }), { stdio: 'inherit' });
       child.on('error', reject);
       child.on('close', (code) => resolve(code ?? 1));
     });
@@ -178,6 +186,7 @@ async function main(argv) {
     const a = argv[i];
     const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
     if (a === '--kernel') opts.kernel = val();
+    else if (a === '--arch') opts.arch = archOf(val()).name;
     else if (a === '--shell') script = undefined;
     else if (a === '--script') script = await fs.readFile(val(), 'utf8');
     else if (a === '--image') opts.image = path.resolve(val());
@@ -185,14 +194,16 @@ async function main(argv) {
     else if (a === '--timeout') opts.timeoutMs = Number(val()) * 1000;
     else if (a === '--no-build') build = false;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/vm.mjs [--kernel d12|d13] [--shell | --script FILE] [--image FILE]\n' +
+      process.stdout.write('usage: node scripts/vm.mjs [--arch amd64|arm64] [--kernel d12|d13] [--shell | --script FILE] [--image FILE]\n' +
         '         [--add SRC:DEST]... [--timeout SECONDS] [--no-build]\n');
       return 0;
     } else throw new Error(`unknown option ${a}`);
   }
-  if (!KERNELS[opts.kernel]) throw new Error(`--kernel wants ${Object.keys(KERNELS).join('|')}`);
-  checkQemu();
-  opts.image ??= await imageFor(opts.kernel, { build });
+  if (!KERNELS[opts.kernel.replace(/-\w+$/, '')]) throw new Error(`--kernel wants ${Object.keys(KERNELS).join('|')}`);
+  const { id, arch } = parseKernel(opts.kernel, opts.arch);
+  Object.assign(opts, { kernel: id, arch });
+  checkQemu(arch);
+  opts.image ??= await imageFor(id, { build });
   if (script === undefined) return interactive(opts);
   const r = await runInVm({ ...opts, script });
   process.stdout.write(r.output);
