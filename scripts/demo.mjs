@@ -3,12 +3,15 @@
 // whose /sbin/insmod, rmmod and lsmod are kmod-ts, and run a narrated session on each. Every step
 // is checked on the host from what the guest printed; exit 0 only if all of them did what they say.
 //
-// CLI: node scripts/demo.mjs [--kernel d13|d12]... [--no-build]
+// --arch arm64: the same session on Debian's arm64 kernels under qemu-system-aarch64.
+//
+// CLI: node scripts/demo.mjs [--arch amd64|arm64] [--kernel d13|d12]... [--no-build]
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, imageFor, checkQemu } from './vm.mjs';
 import { ensureKernel } from './kernels.mjs';
+import { archOf } from './arch.mjs';
 
 const STEP = /^@@STEP (\d+)@@$/;
 const RC = /^@@RC (\d+) (\d+)@@$/;
@@ -94,10 +97,10 @@ const sec = (ms) => `${(ms / 1000).toFixed(1)} s`;
  * Boot one kernel and run the narrated session, printing as it goes.
  * @returns {Promise<{ kernel: string, kver: string, failures: string[], bootMs: number, firstInsmodMs?: number, totalMs: number }>}
  */
-export async function runDemo(kernel, { out = process.stdout } = {}) {
-  const k = await ensureKernel(kernel);
+export async function runDemo(kernel, { out = process.stdout, arch } = {}) {
+  const k = await ensureKernel(kernel, arch);
   const steps = demoSteps(k);
-  const image = await imageFor(kernel);
+  const image = await imageFor(k.id);
   out.write(`\n=== ${k.label}: kernel ${k.kver}; modules ${k.compression === 'none' ? 'uncompressed (.ko)' : `${k.compression}-compressed`}, ` +
     `in-kernel decompression ${k.decompressInKernel ? 'yes' : 'no'}\n=== booting QEMU (TCG, -cpu max, no KVM)...\n`);
   const failures = [];
@@ -127,27 +130,29 @@ export async function runDemo(kernel, { out = process.stdout } = {}) {
       out.write(`          ${text.startsWith('# ') ? `$ ${text.slice(2)}` : `  ${text}`}\n`);
     }
   };
-  const r = await runInVm({ kernel, image, script: demoScript(steps), onLine, timeoutMs: 300_000 });
+  const r = await runInVm({ kernel: k.id, image, script: demoScript(steps), onLine, timeoutMs: 300_000 });
   const ran = (r.output.match(/^@@RC \d+ \d+@@$/gm) ?? []).length;
   if (ran !== steps.length) failures.push(`only ${ran} of ${steps.length} steps ran; guest output:\n${r.output}`);
   out.write(`\n=== ${k.label}: ${failures.length ? `${failures.length} step(s) FAILED` : `all ${steps.length} steps ok`}; ` +
     `guest shell after ${sec(r.bootMs)}, first successful insmod ${firstInsmodMs !== undefined ? `${sec(firstInsmodMs)}` : 'never'} after QEMU start; total ${sec(r.totalMs)}\n`);
-  return { kernel, kver: k.kver, failures, bootMs: r.bootMs, firstInsmodMs, totalMs: r.totalMs };
+  return { kernel: k.id, kver: k.kver, failures, bootMs: r.bootMs, firstInsmodMs, totalMs: r.totalMs };
 }
 
 async function main(argv) {
   const kernels = [];
+  let arch;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--kernel') kernels.push(argv[++i]);
-    else if (argv[i] === '-h' || argv[i] === '--help') { process.stdout.write('usage: node scripts/demo.mjs [--kernel d13|d12]...\n'); return 0; }
+    else if (argv[i] === '--arch') arch = archOf(argv[++i]).name;
+    else if (argv[i] === '-h' || argv[i] === '--help') { process.stdout.write('usage: node scripts/demo.mjs [--arch amd64|arm64] [--kernel d13|d12]...\n'); return 0; }
     else throw new Error(`unknown option ${argv[i]}`);
   }
   if (kernels.length === 0) kernels.push('d13', 'd12');
-  process.stdout.write(`demo: ${checkQemu()}\n`);
+  process.stdout.write(`demo: ${checkQemu(arch)}\n`);
   const results = [];
   for (const k of kernels) {
     try {
-      results.push(await runDemo(k));
+      results.push(await runDemo(k, { arch }));
     } catch (e) {
       results.push({ kernel: k, failures: [`${e.message}`] });
     }
