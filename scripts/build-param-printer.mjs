@@ -13,17 +13,23 @@
 //
 // Output: <cache>/param_printer/KVER-SRCHASH/param_printer.ko, reused while the source is unchanged.
 //
-// CLI: node scripts/build-param-printer.mjs [d12|d13|all]
+// arm64 kernels (d12-arm64, d13-arm64, or --arch arm64): kbuild cross-compiles with ARCH=arm64
+// CROSS_COMPILE=aarch64-linux-gnu-, with the kernels' own linux-kbuild programs built for this
+// machine (scripts/kernels.mjs): Debian 12's with the host's aarch64-linux-gnu-gcc-12
+// (gcc-aarch64-linux-gnu), Debian 13's in the trixie chroot with trixie's gcc-14-aarch64-linux-gnu.
+//
+// CLI: node scripts/build-param-printer.mjs [d12|d13|all] [--arch amd64|arm64]
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureKernel, cacheDir, projectDir, KERNELS, privateApt, downloadAndUnpack } from './kernels.mjs';
+import { archOf } from './arch.mjs';
 
 const run = promisify(execFile);
 
@@ -49,9 +55,11 @@ function configuredCompiler(k) {
   return { gcc: m?.[1], versionText: cfg?.[1] };
 }
 
-async function hostGccMajor() {
+/** The major version of the host's gcc for the kernel's architecture (a cross gcc for arm64). */
+async function hostGccMajor(k) {
+  const gcc = k.arch && k.arch !== 'amd64' ? `${archOf(k.arch).triplet}-gcc` : 'gcc';
   try {
-    return Number((await run('gcc', ['-dumpversion'])).stdout.trim().split('.')[0]);
+    return Number((await run(gcc, ['-dumpversion'])).stdout.trim().split('.')[0]);
   } catch {
     return undefined;
   }
@@ -67,12 +75,24 @@ async function kbuild(cwdArgs, env) {
   }
 }
 
+/**
+ * kbuild's cross-compilation variables for another architecture's kernel. Debian 13's headers
+ * set them themselves (`override`); Debian 12's derive CROSS_COMPILE from dpkg-architecture
+ * variables that are not set here, so they are given on the command line.
+ */
+function crossArgs(k) {
+  if (!k.arch || k.arch === 'amd64') return [];
+  const a = archOf(k.arch);
+  return [`ARCH=${a.kbuildArch}`, `CROSS_COMPILE=${a.triplet}-`];
+}
+
 /** Build with the host's toolchain (the kernel's own compiler major version must be the host's). */
 async function buildOnHost(k, workDir) {
   const { gcc } = configuredCompiler(k);
   const env = { ...process.env };
-  await kbuild(['-C', k.headersDir, `M=${workDir}`, 'modules'], env);
-  return `host ${gcc ?? 'gcc'}, make -C ${path.relative(cacheDir(), k.headersDir)} M=... modules`;
+  const cross = crossArgs(k);
+  await kbuild(['-C', k.headersDir, `M=${workDir}`, ...cross, 'modules'], env);
+  return `host ${cross.length ? `${archOf(k.arch).triplet}-` : ''}${gcc ?? 'gcc'}, make -C ${path.relative(cacheDir(), k.headersDir)} M=... ${cross.join(' ')}${cross.length ? ' ' : ''}modules`;
 }
 
 // Trixie's toolchain as a chroot. Packages beyond gcc/make: the shell and utilities kbuild's
@@ -143,18 +163,42 @@ async function trixieToolchain(k) {
     await fs.rename(tmp, root);
     await fs.writeFile(stamp, `${pkgs.join('\n')}\n`);
   }
-  // The headers packages kernels.mjs downloaded, at their own absolute paths this time.
+  if (k.arch && k.arch !== 'amd64') await crossCompiler(dir, root, archOf(k.arch), readFileSync(stamp, 'utf8').split('\n'));
+  // The headers packages kernels.mjs downloaded, at their own absolute paths this time (an arm64
+  // kernel's linux-kbuild, this machine's architecture, lies in debs-host).
   const headersStamp = path.join(dir, `headers-${k.kver}`);
   if (!existsSync(headersStamp)) {
-    const debDir = path.join(path.dirname(k.root), 'debs');
+    const debDirs = ['debs', 'debs-host'].map((d) => path.join(path.dirname(k.root), d)).filter((d) => existsSync(d));
     for (const pkg of k.packages.filter((p) => /^linux-(headers|kbuild)-/.test(p))) {
-      const deb = (await fs.readdir(debDir)).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort().pop();
-      if (!deb) throw new Error(`${pkg}: .deb not in ${debDir}`);
-      await run('dpkg', ['-x', path.join(debDir, deb), root]);
+      const deb = debDirs.flatMap((d) => readdirSync(d).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).map((f) => path.join(d, f))).sort().pop();
+      if (!deb) throw new Error(`${pkg}: .deb not in ${debDirs.join(' or ')}`);
+      await run('dpkg', ['-x', deb, root]);
     }
     await fs.writeFile(headersStamp, '');
   }
   return root;
+}
+
+/**
+ * Trixie's cross gcc-14 for another architecture (gcc-14-aarch64-linux-gnu: the compiler Debian
+ * 13's arm64 headers ask for) added to the toolchain root, once: the packages its closure adds
+ * to what the root already holds.
+ */
+async function crossCompiler(dir, root, a, have) {
+  const stamp = path.join(dir, `stamp-cross-${a.name}-1`);
+  if (existsSync(stamp)) return;
+  const want = [`gcc-14-${a.triplet.replace(/_/g, '-')}`];
+  log(`adding ${want.join(' ')} to the trixie toolchain (cached afterwards)`);
+  const apt = await privateApt('trixie');
+  await apt.ensureLists();
+  const pkgs = (await closure(apt, [...TOOLCHAIN_PKGS, ...want])).filter((p) => !have.includes(p));
+  const tmp = path.join(dir, `cross.tmp-${process.pid}`);
+  await fs.rm(tmp, { recursive: true, force: true });
+  await downloadAndUnpack(apt, pkgs, path.join(dir, 'debs'), tmp);
+  await usrMerge(tmp);
+  await run('cp', ['-a', '--remove-destination', `${tmp}/usr/.`, path.join(root, 'usr')]);
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.writeFile(stamp, `${pkgs.join('\n')}\n`);
 }
 
 /** Build inside the trixie chroot; `workDir` is copied in and the .ko copied out. */
@@ -171,7 +215,7 @@ async function buildInChroot(k, workDir) {
   if (!existsSync(devNull)) await run('mknod', ['-m', '666', devNull, 'c', '1', '3']);
   const headers = `/usr/src/linux-headers-${k.kver}`;
   try {
-    await run('chroot', [root, '/usr/bin/make', '-C', headers, `M=/build/${path.basename(inside)}`, 'modules'],
+    await run('chroot', [root, '/usr/bin/make', '-C', headers, `M=/build/${path.basename(inside)}`, ...crossArgs(k), 'modules'],
       { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/', LC_ALL: 'C' }, maxBuffer: 64 << 20 });
   } catch (e) {
     const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
@@ -179,7 +223,7 @@ async function buildInChroot(k, workDir) {
   }
   await fs.copyFile(path.join(inside, 'param_printer.ko'), path.join(workDir, 'param_printer.ko'));
   await fs.rm(inside, { recursive: true, force: true });
-  return `trixie chroot (gcc-14), make -C ${headers} M=... modules`;
+  return `trixie chroot (${k.arch && k.arch !== 'amd64' ? `${archOf(k.arch).triplet}-` : ''}gcc-14), make -C ${headers} M=... ${crossArgs(k).join(' ')}${crossArgs(k).length ? ' ' : ''}modules`;
 }
 
 /**
@@ -201,7 +245,7 @@ export async function buildParamPrinter(kernel) {
     for (const s of SOURCES) await fs.copyFile(path.join(projectDir, s), path.join(work, path.basename(s)));
     const { gcc } = configuredCompiler(k);
     const want = Number(gcc?.match(/gcc-(\d+)/)?.[1]);
-    const have = await hostGccMajor();
+    const have = await hostGccMajor(k);
     log(`building for ${k.kver} (headers want ${gcc ?? 'gcc'}, host has gcc ${have ?? 'none'})`);
     const how = !want || want === have ? await buildOnHost(k, work) : await buildInChroot(k, work);
     await fs.mkdir(outDir, { recursive: true });
@@ -215,8 +259,11 @@ export async function buildParamPrinter(kernel) {
 }
 
 async function main(argv) {
-  const which = argv.filter((a) => !a.startsWith('-'));
-  const names = which.length === 0 || which.includes('all') ? Object.keys(KERNELS) : which;
+  const ai = argv.indexOf('--arch');
+  const arch = ai >= 0 ? archOf(argv[ai + 1]).name : 'amd64';
+  const which = argv.filter((a, i) => !a.startsWith('-') && !(ai >= 0 && i === ai + 1));
+  const names = (which.length === 0 || which.includes('all') ? Object.keys(KERNELS) : which)
+    .map((n) => (arch === 'amd64' || n.includes('-') ? n : `${n}-${arch}`));
   let rc = 0;
   for (const n of names) {
     try {
