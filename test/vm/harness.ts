@@ -16,18 +16,57 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** The project's root (this file runs as dist/test/vm/harness.js). */
 export const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** Kernels the suite boots. */
-export type KernelName = 'd12' | 'd13';
-export const KERNEL_NAMES: readonly KernelName[] = ['d12', 'd13'];
+/** Kernels the suite can boot: Debian 12 and 13, amd64 and (`-arm64`) arm64. */
+export type KernelName = 'd12' | 'd13' | 'd12-arm64' | 'd13-arm64';
+export const ALL_KERNEL_NAMES: readonly KernelName[] = ['d12', 'd13', 'd12-arm64', 'd13-arm64'];
+/**
+ * Kernels `npm test` boots: both amd64 kernels with every cell, and Debian 13 arm64 with the
+ * cells of {@link ARM64_CELLS} (arm64 under TCG is slower; `npm run test:arm64` runs the whole
+ * matrix on both arm64 kernels).
+ */
+export const KERNEL_NAMES: readonly KernelName[] = ['d12', 'd13', 'd13-arm64'];
 
 /**
  * What the suite expects of each kernel, fixed so that cell names exist before anything is
  * downloaded; a cell checks them in the guest (`/sys/module/compression`).
  */
-export const KERNEL_FACTS: Readonly<Record<KernelName, { label: string; inKernel: 'xz' | undefined; other: KernelName }>> = {
-  d12: { label: 'Debian 12', inKernel: undefined, other: 'd13' },
-  d13: { label: 'Debian 13', inKernel: 'xz', other: 'd12' },
+export const KERNEL_FACTS: Readonly<Record<KernelName, { label: string; inKernel: 'xz' | undefined; other: KernelName; arch: 'amd64' | 'arm64' }>> = {
+  d12: { label: 'Debian 12', inKernel: undefined, other: 'd13', arch: 'amd64' },
+  d13: { label: 'Debian 13', inKernel: 'xz', other: 'd12', arch: 'amd64' },
+  'd12-arm64': { label: 'Debian 12 arm64', inKernel: undefined, other: 'd13-arm64', arch: 'arm64' },
+  'd13-arm64': { label: 'Debian 13 arm64', inKernel: 'xz', other: 'd12-arm64', arch: 'arm64' },
 };
+
+/**
+ * The cells `npm test` runs on an arm64 kernel (by name; every name must exist, so a renamed
+ * cell fails here instead of silently leaving the subset): each loading path (mmap, read, finit
+ * of a plain file, in-kernel xz, and each userspace decoder: liblzma direct, the xz stream
+ * binding, gzip, zstd) once, the fallback from the kernel's xz to userspace, parameters through
+ * param_printer built for arm64, -f on both paths, the error texts kmod-ts shares with kmod,
+ * lsmod and rmmod. The rest of the matrix (every format variant, bad inputs, concurrency,
+ * non-root) is architecture-independent code already run on amd64: `npm run test:arm64`.
+ */
+export const ARM64_CELLS: readonly RegExp[] = [
+  /^parity: lsmod with no module loaded/,
+  /^paths: the kernel's \/sys\/module\/compression/,
+  /^paths: an uncompressed \.ko takes mmap\+init_module by default$/,
+  /^paths: KMOD_TS_PATH=read forces read\+init_module on a \.ko$/,
+  /^paths: KMOD_TS_PATH=finit forces finit_module on a \.ko$/,
+  /^paths: read\+xz with liblzma called directly/,
+  /^paths: read\+xz with the lzma-native stream binding/,
+  /^paths: (a kbuild \.ko\.xz takes finit_module \(in-kernel xz\) by default|a \.ko\.xz is decompressed in userspace by default)/,
+  /^formats: gzip, one member$/,
+  /^formats: zstd with the content size in the frame header$/,
+  /^formats: xz, two streams/,
+  /^params: int, bool, charp, int array and a charp with spaces/,
+  /^errors: unknown symbol \(vfat without fat\)$/,
+  /^errors: module built for the other kernel$/,
+  /^errors: rmmod of a module in use by a holder$/,
+  /^bad input: corrupt xz$/,
+  /^parity: lsmod with seven modules and holders/,
+  /^force: -f on Debian's signed module, xz-compressed$/,
+];
+
 
 /** One step's result in the guest. */
 export interface Step {
@@ -87,6 +126,7 @@ export async function prepareFixtures(kernel: KernelName, dir: string, notes: st
   const { buildParamPrinter } = await script('build-param-printer.mjs');
   const k = await ensureKernel(kernel);
   const other = await ensureKernel(KERNEL_FACTS[kernel].other);
+  const arch = KERNEL_FACTS[kernel].arch;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'bin'), { recursive: true });
   const put = (name: string, data: Buffer | string, mode = 0o644) => writeFileSync(path.join(dir, name), data, { mode });
@@ -155,7 +195,7 @@ export async function prepareFixtures(kernel: KernelName, dir: string, notes: st
     put('corrupt.ko.xz', corrupt(xzKbuild(ko)));
     put('corrupt.ko.zst', corrupt(zstd(ko)));
     // runas: see runas.c.
-    sh('gcc', ['-static', '-O2', '-o', path.join(dir, 'bin', 'runas'), path.join(projectDir, 'test', 'vm', 'runas.c')]);
+    sh(arch === 'amd64' ? 'gcc' : 'aarch64-linux-gnu-gcc', ['-static', '-O2', '-o', path.join(dir, 'bin', 'runas'), path.join(projectDir, 'test', 'vm', 'runas.c')]);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -214,7 +254,8 @@ export function parseSteps(serial: string): Map<number, Step[]> {
   return steps;
 }
 
-let bundled: Promise<unknown> | undefined;
+/** One bundle per architecture, shared by its kernels' images. */
+const bundled = new Map<string, Promise<unknown>>();
 
 /** A kernel's image, ready to boot. */
 export interface Prepared {
@@ -235,7 +276,8 @@ export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]):
   const t0 = Date.now();
   const notes: string[] = [];
   const vm = await script('vm.mjs');
-  vm.checkQemu();
+  const arch = KERNEL_FACTS[kernel].arch;
+  vm.checkQemu(arch);
   const { buildRootfs } = await script('mkrootfs.mjs');
   const { bundle } = await script('bundle.mjs');
   const work = path.join(projectDir, 'build', 'vmtest');
@@ -243,11 +285,11 @@ export async function prepareKernel(kernel: KernelName, cells: readonly Cell[]):
   const fixtures = path.join(work, `t-${kernel}`);
   const problems: string[] = [];
   await prepareFixtures(kernel, fixtures, notes, problems);
-  // One bundle for both images, in a directory of its own (`npm run bundle` or a demo may be
-  // writing build/bundle at the same time).
-  const bundleDir = path.join(work, 'bundle');
-  bundled ??= bundle({ outDir: bundleDir });
-  await bundled;
+  // One bundle per architecture for its images, in a directory of its own (`npm run bundle` or a
+  // demo may be writing build/bundle at the same time).
+  const bundleDir = path.join(work, arch === 'amd64' ? 'bundle' : `bundle-${arch}`);
+  if (!bundled.has(arch)) bundled.set(arch, bundle({ outDir: bundleDir, arch }));
+  await bundled.get(arch);
   // Uncompressed: the guest does not gunzip ~60 MiB under TCG (a few seconds per boot).
   const out = path.join(work, `rootfs-${kernel}.cpio`);
   const r = await buildRootfs({ kernel, out, compress: 'none', bundleDir, demoFiles: false, add: [{ src: fixtures, dest: '/t' }] });
@@ -266,7 +308,8 @@ export async function bootKernel(p: Prepared, opts: { smp?: number; timeoutMs?: 
     kernel: p.kernel,
     image: p.image,
     script: p.script,
-    timeoutMs: opts.timeoutMs ?? 480_000,
+    // An arm64 guest under TCG runs the matrix about twice as slowly.
+    timeoutMs: opts.timeoutMs ?? (KERNEL_FACTS[p.kernel].arch === 'amd64' ? 480_000 : 960_000),
     memory: 1536,
     smp: opts.smp ?? 1,
   });

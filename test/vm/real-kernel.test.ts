@@ -1,6 +1,9 @@
 /**
  * Real kernels: Debian 12 and 13 cloud kernels booted once each in QEMU (TCG), every cell of
- * cells.ts run inside the guest by one script, each cell reported here as its own test.
+ * cells.ts run inside the guest by one script, each cell reported here as its own test; and
+ * Debian 13 arm64 (qemu-system-aarch64) with the cells of ARM64_CELLS.
+ * KMOD_TS_VM_KERNELS=d12,d13-arm64,... boots those kernels instead, each with every cell
+ * (`npm run test:arm64`: d12-arm64,d13-arm64).
  * Fails — never skips — when QEMU cannot run or a download fails.
  */
 import assert from 'node:assert/strict';
@@ -9,12 +12,23 @@ import { cellsFor } from './cells.js';
 import type { Cell } from './harness.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { KERNEL_FACTS, KERNEL_NAMES, projectDir, bootKernel, prepareKernel, type KernelName, type RunResult } from './harness.js';
+import { ALL_KERNEL_NAMES, ARM64_CELLS, KERNEL_FACTS, KERNEL_NAMES, projectDir, bootKernel, prepareKernel, type KernelName, type RunResult } from './harness.js';
 
 const t0 = Date.now();
 const only = (process.env.KMOD_TS_VM_KERNELS ?? '').split(',').filter(Boolean) as KernelName[];
-const kernels = only.length ? KERNEL_NAMES.filter((k) => only.includes(k)) : KERNEL_NAMES;
-const cells = new Map(kernels.map((k) => [k, cellsFor(k)]));
+const unknown = only.filter((k) => !ALL_KERNEL_NAMES.includes(k));
+if (unknown.length) throw new Error(`KMOD_TS_VM_KERNELS: unknown ${unknown.join(', ')} (want ${ALL_KERNEL_NAMES.join(', ')})`);
+const kernels = only.length ? ALL_KERNEL_NAMES.filter((k) => only.includes(k)) : KERNEL_NAMES;
+
+/** The cells for a kernel: all of them, but only ARM64_CELLS on arm64 unless asked for by name. */
+function selected(k: KernelName): Cell[] {
+  const all = cellsFor(k);
+  if (KERNEL_FACTS[k].arch === 'amd64' || only.includes(k)) return all;
+  const missing = ARM64_CELLS.filter((re) => !all.some((c) => re.test(c.name)));
+  if (missing.length) throw new Error(`ARM64_CELLS names cells that cellsFor('${k}') does not have: ${missing.join(', ')}`);
+  return all.filter((c) => ARM64_CELLS.some((re) => re.test(c.name)));
+}
+const cells = new Map(kernels.map((k) => [k, selected(k)]));
 
 // Preparations run one after the other (they build shared image layers); each kernel boots as
 // soon as its image is ready, so the second preparation overlaps the first boot.
