@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { cellsFor } from './cells.js';
 import type { Cell } from './harness.js';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ALL_KERNEL_NAMES, ARM64_CELLS, KERNEL_FACTS, KERNEL_NAMES, projectDir, bootKernel, prepareKernel, type KernelName, type RunResult } from './harness.js';
 
@@ -31,13 +32,27 @@ function selected(k: KernelName): Cell[] {
 const cells = new Map(kernels.map((k) => [k, selected(k)]));
 
 // Preparations run one after the other (they build shared image layers); each kernel boots as
-// soon as its image is ready, so the second preparation overlaps the first boot.
+// soon as its image is ready and one of the boot slots is free (one single-CPU guest per core:
+// a third guest on a 2-core machine would only slow the other two), so the second preparation
+// overlaps the first boot.
+const slots = { free: Math.max(1, Math.min(kernels.length, os.availableParallelism())), waiting: [] as (() => void)[] };
+async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (slots.free > 0) slots.free--;
+  else await new Promise<void>((resolve) => slots.waiting.push(resolve));
+  try {
+    return await fn();
+  } finally {
+    const next = slots.waiting.shift();
+    if (next) next();
+    else slots.free++;
+  }
+}
 const runs = new Map<KernelName, Promise<RunResult>>();
 let previous: Promise<unknown> = Promise.resolve();
 for (const k of kernels) {
   const prep = previous.then(() => prepareKernel(k, cells.get(k)!));
   previous = prep.catch(() => undefined);
-  const run = prep.then((p) => bootKernel(p, { smp: 1 }));
+  const run = prep.then((p) => inSlot(() => bootKernel(p, { smp: 1 })));
   run.catch(() => undefined); // reported by the tests below
   runs.set(k, run);
 }
