@@ -20,6 +20,8 @@ import path from 'node:path';
 import { debianKernels, kmodRefScript, type Kernel, type RefRun } from './helpers/kernels.js';
 import { runMain } from './helpers/run.js';
 import { pathToModname } from '../src/db/names.js';
+import { SyscallError } from '../src/errors.js';
+import type { Syscalls } from '../src/kernel/syscalls.js';
 
 /** A configuration using every modprobe.d keyword, bad lines and kmod's parsing quirks included. */
 const KEYWORDS_CONF = {
@@ -123,14 +125,32 @@ function queriesOf(k: Kernel, names: string[]): string[] {
   return q;
 }
 
+/** Every module syscall refused (EPERM): these tests never insert or remove anything. */
+const NO_KERNEL: Syscalls = {
+  initModule: () => {
+    throw new SyscallError('init_module', 1);
+  },
+  finitModule: () => {
+    throw new SyscallError('finit_module', 1);
+  },
+  deleteModule: () => {
+    throw new SyscallError('delete_module', 1);
+  },
+  mmap: () => {
+    throw new SyscallError('mmap', 1);
+  },
+  munmap: () => {},
+  syslog: () => {},
+};
+
 let ref: unknown;
 let argvOf: (tool: string, args: string[]) => string[];
 
 /** kmod 34.2 as modprobe, its stdin closed. */
-function runKmod(args: string[]): Promise<RefRun> {
+function runKmod(args: string[], env: Record<string, string> = {}): Promise<RefRun> {
   const [prog, ...rest] = argvOf('modprobe', args);
   return new Promise((resolve, reject) => {
-    const p = spawn(prog, rest, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(prog, rest, { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (b: Buffer) => out.push(b));
@@ -143,9 +163,10 @@ const fixtures: Fixture[] = [];
 let confDir: string;
 
 /** Run both tools with the same arguments; compare everything. */
-async function compare(args: string[], label: string): Promise<void> {
-  const kmod = await runKmod(args);
-  const ours = await runMain(['modprobe', ...args], { root: '/', env: cleanEnv() });
+async function compare(args: string[], label: string, env: Record<string, string> = {}): Promise<void> {
+  const kmod = await runKmod(args, env);
+  // dry runs only; a syscall layer that refuses everything keeps a slip from reaching this kernel
+  const ours = await runMain(['modprobe', ...args], { root: '/', env: { ...cleanEnv(), ...env }, sys: NO_KERNEL });
   assertSame(kmod, ours, label);
 }
 
@@ -259,6 +280,11 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
         ['-C'],
       ];
       for (const c of cases) await compare([...base, ...c], `${kernel} modprobe ${c.join(' ')}`);
+      // MODPROBE_OPTIONS goes before the arguments, split kmod's way (a quoted word then a space
+      // gives an empty argument: "Module  not found")
+      for (const opts of ['-C /dev/null --show-depends', '-C "/dev/null" --show-depends', "-q -C '/dev/null' -D", '-C /dev/null -R']) {
+        await compare([...base, 'vfat'], `${kernel} MODPROBE_OPTIONS='${opts}' modprobe vfat`, { MODPROBE_OPTIONS: opts });
+      }
     });
   }
 });
