@@ -113,8 +113,9 @@ export class IndexNode {
     }
     let kid = this.#kids[ch];
     if (kid === undefined && this.#buf !== undefined) {
-      const ref = this.#buf.readUInt32BE(this.#refs + 4 * (ch - this.first));
-      kid = readNode(this.#buf, ref);
+      const at = this.#refs + 4 * (ch - this.first);
+      if (at + 4 > this.#buf.length) throw new IndexFormatError(`child reference past the end at offset ${at}`);
+      kid = readNode(this.#buf, this.#buf.readUInt32BE(at));
       this.#kids[ch] = kid;
     }
     return kid;
@@ -182,8 +183,25 @@ function readCString(buf: Buffer, off: number): [string, number] {
   return [buf.toString('latin1', off, end), end + 1];
 }
 
-/** libkmod's `index_mm_read_node`; undefined for a null or out-of-range reference. */
+/** Deepest key a walk follows: real keys are a few hundred characters, and a chain of nodes made
+ * deeper would overflow the stack of the recursive walks. */
+const MAX_KEY_DEPTH = 8192;
+
+/**
+ * libkmod's `index_mm_read_node`; undefined for a null or out-of-range reference. A node whose
+ * fields run past the end of the file is an {@link IndexFormatError} (found by fuzzing: a
+ * RangeError from the Buffer read escaped as a bug).
+ */
 function readNode(buf: Buffer, ref: number): IndexNode | undefined {
+  try {
+    return readNodeAt(buf, ref);
+  } catch (e) {
+    if (e instanceof RangeError) throw new IndexFormatError(`node at offset ${ref & OFFSET_MASK} runs past the end of the file`);
+    throw e;
+  }
+}
+
+function readNodeAt(buf: Buffer, ref: number): IndexNode | undefined {
   let p = ref & OFFSET_MASK;
   if (p === 0 || p >= buf.length) return undefined;
   let prefix = '';
@@ -197,6 +215,7 @@ function readNode(buf: Buffer, ref: number): IndexNode | undefined {
     if (first > last || first >= CHILDMAX || last >= CHILDMAX) throw new IndexFormatError(`bad child range at offset ${p}`);
     refs = p + 2;
     p = refs + 4 * (last - first + 1);
+    if (p > buf.length) throw new IndexFormatError(`child references past the end at offset ${refs}`);
   }
   const values: IndexValue[] = [];
   if (ref & F_VALUES) {
@@ -227,6 +246,12 @@ export type IndexTextKind = 'dep' | 'alias' | 'symbols';
 export class IndexTrie {
   /** the root node (empty prefix) */
   root: IndexNode;
+  /**
+   * Most nodes a walk may visit: for a file, one per 4 bytes (every node but the root is reached
+   * by a 4-byte reference). A file whose references form a cycle, or share nodes so that a walk
+   * multiplies them, is refused rather than walked forever.
+   */
+  #visitLimit = Infinity;
 
   /** @param root an existing root node (defaults to an empty trie) */
   constructor(root: IndexNode = new IndexNode()) {
@@ -305,7 +330,10 @@ export class IndexTrie {
    */
   searchWild(key: string): IndexValue[] {
     const out: IndexValue[] = [];
+    let visits = 0;
     const all = (node: IndexNode, j: number, buf: string, subkey: string): void => {
+      if (++visits > this.#visitLimit) throw new IndexFormatError('index nodes form a cycle or are shared');
+      if (buf.length > MAX_KEY_DEPTH) throw new IndexFormatError('index key deeper than any module alias');
       const pat = buf + node.prefix.slice(j);
       for (const [c, kid] of node.children()) all(kid, 0, pat + String.fromCharCode(c), subkey);
       if (node.values.length > 0 && fnmatch(pat, subkey)) for (const v of node.values) addValue(out, v);
@@ -344,7 +372,11 @@ export class IndexTrie {
    * by character), each as `[key, value, priority]`.
    */
   *entries(): Generator<[key: string, value: string, priority: number]> {
+    const limit = this.#visitLimit;
+    let visits = 0;
     const walk = function* (node: IndexNode, key: string): Generator<[string, string, number]> {
+      if (++visits > limit) throw new IndexFormatError('index nodes form a cycle or are shared');
+      if (key.length > MAX_KEY_DEPTH) throw new IndexFormatError('index key deeper than any module alias');
       const k = key + node.prefix;
       for (const v of node.values) yield [k, v.value, v.priority];
       for (const [c, kid] of node.children()) yield* walk(kid, k + String.fromCharCode(c));
@@ -386,7 +418,9 @@ export class IndexTrie {
     if (magic !== INDEX_MAGIC) throw new IndexFormatError(`magic check fail: ${magic.toString(16)} instead of ${INDEX_MAGIC.toString(16)}`);
     const version = buf.readUInt32BE(4);
     if (version >>> 16 !== INDEX_VERSION >>> 16) throw new IndexFormatError(`major version check fail: ${version >>> 16} instead of ${INDEX_VERSION >>> 16}`);
-    return new IndexTrie(readNode(buf, buf.readUInt32BE(8)) ?? new IndexNode());
+    const trie = new IndexTrie(readNode(buf, buf.readUInt32BE(8)) ?? new IndexNode());
+    trie.#visitLimit = buf.length / 4 + 1;
+    return trie;
   }
 
   /**

@@ -59,7 +59,9 @@ export function gunzip(src: Buffer, maxSize: number): Buffer {
       }
     }
     // The cap's size as one chunk; where that cannot be reserved, 1 MiB chunks and a concat.
-    result ??= reserveToCap(maxSize) !== undefined ? run(maxSize + 1, maxSize) : run(1 << 20, maxSize);
+    // (or the most this input can make: deflate's best ratio bounds it)
+    const bound = Math.min(maxSize, src.length * DEFLATE_MAX_RATIO + 1024);
+    result ??= reserveToCap(bound) !== undefined ? run(bound + 1, maxSize) : run(1 << 20, maxSize);
   } catch (err) {
     throw gzipError(err);
   }

@@ -71,10 +71,12 @@ export class Sink {
  * a list of chunks plus their concatenation both peaked near twice the cap on a decompression
  * bomb (gzip 2.1 GB, zstd 1.8 GB at the 1 GiB default). undefined when the address space cannot
  * be had (a small machine with strict overcommit): callers then grow by doubling.
+ * `bound` is the most the codec can make of the input (its best ratio), so small inputs do not
+ * reserve the whole cap: output past it cannot happen, and is reported as past the cap.
  */
-export function reserveToCap(maxSize: number): Buffer | undefined {
+export function reserveToCap(maxSize: number, bound = Infinity): Buffer | undefined {
   try {
-    return Buffer.allocUnsafe(maxSize + 1);
+    return Buffer.allocUnsafe(Math.min(maxSize, bound) + 1);
   } catch {
     return undefined;
   }

@@ -91,7 +91,7 @@ export function unxz(src: Buffer, maxSize: number, xz: XzOptions = {}): Buffer {
   if (xzDecoder(xz) === 'liblzma') {
     const lz = liblzma(xz.library).fns!;
     if (believed !== undefined) return unxzDirect(lz, src, Buffer.allocUnsafe(believed), maxSize, true);
-    const reserved = reserveToCap(maxSize);
+    const reserved = reserveToCap(maxSize, Math.max(src.length, 64) * XZ_RESERVE_RATIO);
     if (reserved) return unxzDirect(lz, src, reserved, maxSize, false);
   }
   return unxzStream(src, believed, maxSize);
@@ -297,7 +297,7 @@ function unxzDirect(lz: Liblzma, input: Buffer, out: Buffer, maxSize: number, ex
   const produced = Number(strm.readBigUInt64LE(STRM.totalOut));
   if (!exact) {
     // `out` is the cap plus one byte: full means past the cap.
-    if (produced > maxSize) throw tooLarge('xz');
+    if (produced >= out.length) throw tooLarge('xz'); // full: past the cap or what the input can make
     if (ret !== LZMA_STREAM_END) throw xzError(ret);
     return out.subarray(0, produced);
   }
@@ -321,13 +321,15 @@ const XZ_OUT_CHUNK = 64 * 1024;
 // LZMA2 tops out near 7000:1 (all zeros). Within 128 MiB of the cap, slices shrink so that one
 // slice cannot carry the output far past it (at most 1 KiB x 7000 = 7 MB over, for a bomb).
 const XZ_WORST_RATIO = 8192;
+// Output reserved for an xz file without a believable index: twice LZMA2's best ratio.
+const XZ_RESERVE_RATIO = 16384;
 
 /** Decode through lzma-native's stream binding into a {@link Sink}. */
 function unxzStream(src: Buffer, declared: number | undefined, maxSize: number): Buffer {
   const lz = lzma();
   // Output past what the index declares is a lie found early (liblzma would say so at the index).
   const limit = declared ?? maxSize;
-  const sink = new Sink('xz', declared ?? Math.max(src.length * 4, 64 * 1024), limit, declared === undefined ? reserveToCap(maxSize) : undefined);
+  const sink = new Sink('xz', declared ?? Math.max(src.length * 4, 64 * 1024), limit, declared === undefined ? reserveToCap(maxSize, Math.max(src.length, 64) * XZ_RESERVE_RATIO) : undefined);
   let failure: LzmaError | undefined;
   let ended = false;
   let overflow = false;

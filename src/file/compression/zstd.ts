@@ -69,7 +69,9 @@ export function unzstd(src: Buffer, maxSize: number): Buffer {
     if (n !== known) throw new DecompressError('zstd', 'corrupt', 'Decoding error (36) : Corrupted block detected');
     return out;
   }
-  const sink = new Sink('zstd', Math.max(known, src.length * 4, z.dStreamOutSize()), maxSize, reserveToCap(maxSize));
+  // A zstd RLE block of 4 bytes makes 128 KiB: 32768:1 bounds what the input can make.
+  const reserved = reserveToCap(maxSize, src.length * 32768 + (128 << 10));
+  const sink = new Sink('zstd', Math.max(known, src.length * 4, z.dStreamOutSize()), reserved ? reserved.length - 1 : maxSize, reserved);
   let inPos = 0;
   let pending = 0; // libzstd's hint: 0 when the current frame is complete and flushed
   for (;;) {
