@@ -476,7 +476,11 @@ async function run(ctx: AppletContext): Promise<number> {
         let pool: Promise<ModulePool | undefined> | undefined;
         if (isNativeSyscalls(ctx.sys)) mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, load: loadOptionsFromEnv(ctx).options, report, pool: () => (pool ??= ModulePool.start(st.jobs)) });
         try {
-          const e = await runJobs(mp, args, flags, st.jobs, { notFound: (n) => log(`Module ${n} not found in directory ${dirname}`), insertError: (n, e) => insertError(n, e, err) });
+          const e = await runJobs(mp, args, flags, st.jobs, {
+            notFound: (n) => log(`Module ${n} not found in directory ${dirname}`),
+            pathFailed: (p, errno) => log(`Failed to get module from path ${p}: ${strerror(errno)}`),
+            insertError: (n, e) => insertError(n, e, err),
+          });
           return e < 0 ? 1 : 0;
         } finally {
           (await pool)?.close();

@@ -221,11 +221,14 @@ describe('modprobe loads with dependencies, in kmod order, with kmod words', () 
   it('-a -j 2 loads every argument once, each after its dependencies', async () => {
     const root = tree();
     const sys = kernel(root);
-    const r = await modprobe(root, sys, '-a', '-j', '2', 'vfat', 'fat', 'br_netfilter', 'xfs', 'dummy', 'nosuch');
+    const r = await modprobe(root, sys, '-a', '-j', '2', 'vfat', 'fat', 'br_netfilter', 'xfs', 'dummy', 'nosuch', `${root}/${MODS}/kernel/drivers/net/tun.ko`, './nosuch.ko');
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^modprobe: WARNING: Module nosuch not found in directory/);
+    assert.deepEqual(r.stderr.split('\n').filter(Boolean).sort(), [
+      'modprobe: WARNING: Failed to get module from path ./nosuch.ko: No such file or directory',
+      `modprobe: WARNING: Module nosuch not found in directory ${root}/${MODS}`,
+    ]);
     const order = inserted(sys).map(([n]) => n);
-    assert.deepEqual([...order].sort(), ['br-netfilter', 'bridge', 'dummy', 'fat', 'libcrc32c', 'llc', 'vfat', 'xfs']);
+    assert.deepEqual([...order].sort(), ['br-netfilter', 'bridge', 'dummy', 'fat', 'libcrc32c', 'llc', 'tun', 'vfat', 'xfs']);
     const before = (a: string, b: string) => assert.ok(order.indexOf(a) < order.indexOf(b), `${a} before ${b} in ${order}`);
     before('fat', 'vfat');
     before('llc', 'bridge');

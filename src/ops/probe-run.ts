@@ -98,6 +98,8 @@ function kmodFileErrno(e: unknown, path: string, report: ((e: ProbeEvent) => voi
 export interface JobReports {
   /** a name that resolves to nothing (modprobe: WARNING under -a) */
   notFound(name: string): void;
+  /** a path (`/…`, `./…`) that cannot be had (kmod: `Failed to get module from path`) */
+  pathFailed(path: string, errno: number): void;
   /** a failed probe (modprobe's `could not insert`) */
   insertError(module: string, err: number): void;
 }
@@ -133,7 +135,17 @@ export async function runJobs(mp: ModprobeContext, names: readonly string[], fla
       const name = names[next++];
       // each argument gets its own module pool, as kmod frees them between arguments
       const view = mp.fork();
-      const list = view.lookup(name);
+      let list: ProbeModule[] | undefined;
+      if (name.startsWith('/') || name.startsWith('./')) {
+        // kmod 34: a path is that file (its dependencies still from modules.dep)
+        const m = view.fromPath(name);
+        if (typeof m === 'number') {
+          report.pathFailed(name, -m);
+          status = -Errno.ENOENT;
+          continue;
+        }
+        list = [m];
+      } else list = view.lookup(name);
       if (list === undefined || list.length === 0) {
         report.notFound(name);
         status = -Errno.ENOENT;
