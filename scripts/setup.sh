@@ -23,11 +23,12 @@ cd "$(dirname "$0")/.."
 # scripts/build-lzma.mjs (bzip2: its xz source tarball is .tar.bz2); make/gcc also build the
 # test suite's kernel module).
 # libelf1: Debian 12's linux-kbuild objtool links it (kbuild of test/vm/param_printer.c).
-# groff-base, mandoc: the man page test renders every generated page (groff -ww, mandoc -T lint).
+# groff-base, mandoc: the man page test renders every generated page (groff -ww, mandoc -T lint);
+# zsh: the completion test completes in a real interactive zsh (zpty).
 # qemu-system-arm: qemu-system-aarch64 for the arm64 image; g++-aarch64-linux-gnu: the cross
 # compiler for the arm64 bundle's addons (zstd-napi, lzma-native), the arm64 param_printer
 # (Debian 12's headers want its gcc-12) and the test suite's static runas helper.
-PACKAGES="qemu-system-x86 qemu-system-arm kmod xz-utils zstd cpio g++ g++-aarch64-linux-gnu make python3 bzip2 libelf1 groff-base mandoc"
+PACKAGES="qemu-system-x86 qemu-system-arm kmod xz-utils zstd cpio g++ g++-aarch64-linux-gnu make python3 bzip2 libelf1 groff-base mandoc zsh"
 
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then

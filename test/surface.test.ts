@@ -149,6 +149,58 @@ describe('bash completion, through the generated script in a real bash', () => {
   });
 });
 
+/**
+ * zsh: an interactive zsh under zpty types each line, Tab, then ^X, bound to a widget that
+ * appends "[BUFFER]" to a file: what the line became. One line at a time (typeahead would reach
+ * the completion's child process). `how`: the script as a file in $fpath (autoloaded by
+ * compinit), or sourced after compinit as a .zshrc does.
+ */
+function zshComplete(lines: string[], how: 'fpath' | 'source'): string[] {
+  const sq = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
+  const dir = tempDir('kmod-ts-zsh-');
+  const script = spawnSync(process.execPath, [BIN, 'completion', 'zsh'], { encoding: 'utf8' }).stdout;
+  writeFileSync(join(dir, '_kmod-ts'), script);
+  const out = join(dir, 'out');
+  const setup = how === 'fpath' ? `fpath=(${dir} $fpath); autoload -Uz compinit; compinit -u -D` : `autoload -Uz compinit; compinit -u -D; source ${dir}/_kmod-ts`;
+  const driver = [
+    'zmodload zsh/zpty',
+    `: > ${out}`,
+    'zpty z zsh -f -i',
+    `zpty -w z ${sq(`PS1='> '; ${setup}`)}`,
+    `zpty -w z ${sq(`dump() { print -r -- "[$BUFFER]" >> ${out}; BUFFER=''; }; zle -N dump; bindkey '^X' dump`)}`,
+    'n=0',
+    'for line in "$@"; do',
+    `  zpty -w -n z "$line"$'\\t'; sleep 0.2; zpty -w -n z $'\\x18'; n=$((n + 1))`,
+    `  for i in {1..300}; do [[ $(wc -l < ${out}) -ge $n ]] && break; sleep 0.1; done`,
+    'done',
+    'zpty -d z',
+  ].join('\n');
+  const r = spawnSync('zsh', ['-f', '-c', driver, 'zsh', ...lines], {
+    encoding: 'utf8',
+    cwd: files,
+    env: { PATH: `${binDir}:${process.env.PATH}`, KMOD_TS_SYSROOT: root, HOME: dir, SHELL: '/bin/zsh', TERM: 'dumb' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return readFileSync(out, 'utf8').split('\n').filter((l) => l !== '');
+}
+
+describe('zsh completion, through the generated script in a real interactive zsh', () => {
+  const lines: Array<[string, string]> = [
+    ['modinfo vf', 'modinfo vfat '],
+    ['rmmod f', 'rmmod fat '],
+    ['kmod-ts rmmod dum', 'kmod-ts rmmod dummy '],
+    ['kmod-ts insmod --force-v', 'kmod-ts insmod --force-vermagic '],
+    ['kmod-ts lsm', 'kmod-ts lsmod '],
+    ['insmod su', 'insmod sub/'],
+  ];
+  if (APPLET_NAMES.includes('modprobe')) lines.push(['modprobe fs-', 'modprobe fs-vfat ']);
+  for (const how of ['fpath', 'source'] as const) {
+    it(`completes each Tab, the script ${how === 'fpath' ? 'autoloaded from $fpath' : 'sourced after compinit'}`, () => {
+      assert.deepEqual(zshComplete(lines.map((l) => l[0]), how), lines.map((l) => `[${l[1]}]`));
+    });
+  }
+});
+
 describe('one table per applet: every option in usage, completion and man page', () => {
   const completions = (words: string[]): string[] => {
     const r = spawnSync(process.execPath, [BIN, '--get-yargs-completions', ...words], { encoding: 'utf8', env: { PATH: process.env.PATH } });

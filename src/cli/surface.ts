@@ -244,6 +244,12 @@ function withLinkNames(script: string, names: readonly string[], zsh: boolean): 
     ? [
         [`#compdef ${NAME}\n`, `#compdef ${NAME} ${list}\n`],
         [`compdef ${fn} ${NAME}\n`, `compdef ${fn} ${NAME} ${list}\n`],
+        // directories (insmod drivers/<TAB>) continue without a space, as in bash
+        ["    _describe 'values' reply\n", "    local -a dirs=(${(M)reply:#*/}) cands=(${reply:#*/})\n    (( ${#cands} )) && _describe 'values' cands\n    (( ${#dirs} )) && _describe 'values' dirs -S ''\n"],
+        // autoloaded from $fpath, the file is the body of _kmod-ts, run on every completion: it
+        // must complete each time, not only the first (yargs's test sees "loadautofunc" once and
+        // then re-registers the commands, so every second Tab did nothing)
+        ['if [[ "${zsh_eval_context[-1]}" == "loadautofunc" ]]; then\n', `if [[ "\${zsh_eval_context[-1]}" == "loadautofunc" || "\${funcstack[1]}" == "_${NAME}" ]]; then\n`],
       ]
     : [
         [`-F ${fn} ${NAME}\n`, `-F ${fn} ${NAME} ${list}\n`],
