@@ -967,7 +967,9 @@ const BATCH = 24;
  * when there are enough modules to be worth starting them, else on this thread.
  */
 async function readModules(paths: string[], parallel: number | undefined): Promise<Array<DepmodParts | DepmodImageFailure>> {
-  const n = Math.min(parallel ?? ModulePool.defaultSize(), Math.ceil(paths.length / BATCH));
+  // one core: a worker only adds its start-up (and a second JIT warm-up) to the same work
+  const cores = ModulePool.defaultSize();
+  const n = Math.min(parallel ?? (cores > 1 ? cores : 0), Math.ceil(paths.length / BATCH));
   const pool = paths.length >= 2 * BATCH ? await ModulePool.start(n) : undefined;
   if (pool === undefined) return paths.map((p) => readDepmodImage(p));
   try {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { KERNEL_FACTS, type Cell, type KernelName, type Step } from './harness.js';
+import { depmodCells } from './depmod-cells.js';
 
 const KMOD = '/opt/kmod/bin';
 
@@ -454,5 +455,6 @@ export function cellsFor(kernel: KernelName): Cell[] {
       },
     });
   }
+  cells.push(...depmodCells(kernel)); // last: they rewrite the guest's module database
   return cells;
 }
