@@ -186,7 +186,11 @@ function checkElf(path: string, format: CompressedFormat, image: Buffer): Buffer
 
 function readRegular(fd: number, size: number, maxSize: number, path: string): Buffer {
   if (size > maxSize) throw tooLarge(path);
-  return fdSource(fd, size).read(0, size) as Buffer;
+  const data = fdSource(fd, size).read(0, size) as Buffer;
+  // Cut by another process after fstat: half a module is not the module (kmod would hand the
+  // kernel the half, which refuses it as ENOEXEC; say so before any syscall).
+  if (data.length < size) throw new ModuleFileError('read', path, 'file truncated while being read', { errno: Errno.ENOEXEC });
+  return data;
 }
 
 function readStream(fd: number, start: Buffer, maxSize: number, path: string): Buffer {

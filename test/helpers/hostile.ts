@@ -2,7 +2,7 @@
  * Hostile inputs made at test time: xz files whose index lies, decompression bombs, `.modinfo`
  * sections built to be slow. Shared by the regression tests and the fuzzer's seeds.
  */
-import { deflateRawSync, crc32 as zlibCrc32 } from 'node:zlib';
+import { deflateRawSync, gzipSync, crc32 as zlibCrc32 } from 'node:zlib';
 import { buildElf } from './elf-builder.js';
 
 /** CRC-32 (IEEE), as xz and gzip use it. */
@@ -192,4 +192,27 @@ export function pkcs7Blob(p: Pkcs7Parts = {}): Buffer {
  */
 export function xzConcat(unit: Uint8Array, copies: number): Buffer {
   return Buffer.concat(Array(copies).fill(Buffer.from(unit)));
+}
+
+/**
+ * A gzip file (three members) of a valid ELF module whose `.big` section is `size` zero bytes
+ * (a multiple of 8), made without holding the image: a module that decompresses for a long time.
+ */
+export function bigGzipModule(size: number): Buffer {
+  const { image, offsets, headers } = buildElf({
+    sections: [
+      { name: '.modinfo', data: 'license=GPL\0name=big\0vermagic=6.1.0 SMP mod_unload \0', flags: 2 },
+      { name: '.big', data: Buffer.alloc(8), flags: 3 },
+    ],
+  });
+  const big = offsets['.big'];
+  const shift = size - 8;
+  const head = Buffer.from(image.subarray(0, big));
+  const tail = Buffer.from(image.subarray(big + 8));
+  const tailStart = big + 8;
+  head.writeBigUInt64LE(head.readBigUInt64LE(40) + BigInt(shift), 40); // e_shoff
+  tail.writeBigUInt64LE(BigInt(size), headers['.big'] - tailStart + 32); // .big sh_size
+  const strtab = headers['.shstrtab'] - tailStart;
+  tail.writeBigUInt64LE(tail.readBigUInt64LE(strtab + 24) + BigInt(shift), strtab + 24); // sh_offset
+  return Buffer.concat([gzipSync(head), gzipBomb(size), gzipSync(tail)]);
 }
