@@ -114,6 +114,12 @@ describe('kmod-ts through yargs', () => {
     assert.ok(r.stdout.includes(`compdef _kmod-ts_yargs_completions kmod-ts ${APPLET_NAMES.join(' ')}\n`), r.stdout);
   });
 
+  it('completion --help says how to call it', async () => {
+    const r = await runMain([BIN, 'completion', '--help']);
+    assert.deepEqual([r.status, r.stderr], [0, '']);
+    assert.match(r.stdout, /^Usage: kmod-ts completion \[bash\|zsh\]\n/);
+  });
+
   it('completion of an unknown shell is an error', async () => {
     const r = await runMain([BIN, 'completion', 'fish']);
     assert.deepEqual(r, { status: 1, stdout: '', stderr: "kmod-ts: ERROR: completion: unknown shell 'fish' (bash or zsh)\n" });

@@ -310,6 +310,10 @@ export async function surface(ctx: SurfaceContext): Promise<number> {
   }
   if (first === 'completion') {
     const shell = rest[0];
+    if (shell === '-h' || shell === '--help') {
+      ctx.stdout.write(`Usage: ${NAME} completion [bash|zsh]\n\nPrints the shell completion script (for $SHELL without an argument); see ${NAME}(8).\n`);
+      return 0;
+    }
     if (shell !== undefined && shell !== 'bash' && shell !== 'zsh') {
       ctx.stderr.write(`${NAME}: ERROR: completion: unknown shell '${shell}' (bash or zsh)\n`);
       return 1;
