@@ -327,7 +327,8 @@ async function run(ctx: AppletContext): Promise<number> {
       }
       const digits = m[2];
       const n = digits.startsWith('0x') || digits.startsWith('0X') ? Number.parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? Number.parseInt(digits, 8) : Number(digits);
-      st.waitMsec = m[1] === '-' ? -n : n;
+      // strtoul wraps a negative value round to a huge one: wait (nearly) for ever
+      st.waitMsec = m[1] === '-' && n !== 0 ? Number.MAX_SAFE_INTEGER : n;
     }
     if (cl.jobs !== undefined) {
       if (!/^[1-9][0-9]*$/.test(cl.jobs) || !Number.isSafeInteger(Number(cl.jobs))) {
