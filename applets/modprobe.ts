@@ -9,7 +9,7 @@ import { release } from 'node:os';
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { HELP, parseOptions, VERSION, type AppletSpec } from '../src/cli/options.js';
 import { versionText } from '../src/cli/version.js';
-import { strerror } from '../src/kernel/errno.js';
+import { Errno, strerror } from '../src/kernel/errno.js';
 import { readModprobeConfig, softdepText, type ConfigDiagnostic } from '../src/db/modprobe-config.js';
 import { joinModuleArgs } from '../src/ops/params.js';
 import {
@@ -447,14 +447,14 @@ async function run(ctx: AppletContext): Promise<number> {
         const m = mp.fromPath(name);
         if (typeof m === 'number') {
           log(`Failed to get module from path ${name}: ${strerror(-m)}`);
-          return -2;
+          return -Errno.ENOENT;
         }
         list = [m];
       } else {
         list = mp.lookup(name);
         if (list === undefined || list.length === 0) {
           log(`Module ${name} not found in directory ${dirname}`);
-          return -2;
+          return -Errno.ENOENT;
         }
       }
       let e = 0;
@@ -503,8 +503,8 @@ async function run(ctx: AppletContext): Promise<number> {
 
 /** modprobe's `insmod_insert` words for a failed probe. */
 function insertError(name: string, e: number, err: (text: string) => void): void {
-  if (e === -17) err(`could not insert '${name}': Module already in kernel`);
-  else if (e === -2) err(`could not insert '${name}': Unknown symbol in module, or unknown parameter (see dmesg)`);
+  if (e === -Errno.EEXIST) err(`could not insert '${name}': Module already in kernel`);
+  else if (e === -Errno.ENOENT) err(`could not insert '${name}': Unknown symbol in module, or unknown parameter (see dmesg)`);
   else err(`could not insert '${name}': ${strerror(-e)}`);
 }
 
@@ -512,11 +512,11 @@ function insertError(name: string, e: number, err: (text: string) => void): void
 function removeOne(mp: ModprobeContext, name: string, flags: ProbeFlags, log: (t: string) => void): number {
   mp.reset();
   const list = mp.lookup(name);
-  if (list === undefined) return -22;
+  if (list === undefined) return -Errno.EINVAL;
   let e = 0;
   if (list.length === 0) {
     log(`Module ${name} not found.`);
-    e = -2;
+    e = -Errno.ENOENT;
   }
   for (const m of list) {
     e = mp.remove(m, flags);

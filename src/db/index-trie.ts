@@ -23,6 +23,8 @@
  *
  * @module
  */
+import { KmodError } from '../errors.js';
+import { Errno } from '../kernel/errno.js';
 import { readBounded } from '../kernel/read-bounded.js';
 import { aliasNormalize, fnmatch, pathToModname } from './names.js';
 
@@ -48,13 +50,11 @@ export interface IndexValue {
 export type IndexLayout = 'pre-order' | 'post-order';
 
 /** A `.bin` file that is not a kmod index (too short, wrong magic or version, bad node). */
-export class IndexFormatError extends Error {
-  /** errno name kmod reports for it */
-  readonly code = 'EINVAL';
-  /** @param message what is wrong */
+export class IndexFormatError extends KmodError {
+  declare readonly kind: 'bad-index';
+  /** @param message what is wrong (kmod reports EINVAL) */
   constructor(message: string) {
-    super(message);
-    this.name = 'IndexFormatError';
+    super('bad-index', Errno.EINVAL, message);
   }
 }
 

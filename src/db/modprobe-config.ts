@@ -10,6 +10,7 @@
  */
 import { closeSync, opendirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { aliasNormalize } from './names.js';
 
 /** kmod's default `modprobe.d` directories, in its order (first providing a file name wins). */
 export const DEFAULT_CONFIG_DIRS: readonly string[] = [
@@ -90,28 +91,6 @@ export interface ConfigSources {
   readonly root?: string;
   /** the kernel command line; undefined = read `ROOT/proc/cmdline` */
   readonly cmdline?: string;
-}
-
-/**
- * kmod's `underscores()`: `-` → `_` outside `[...]`.
- * @param s a module name or pattern
- * @returns the converted string, or undefined for a lone `]` or an unterminated `[` (a bad line)
- * @example underscores('snd-hda-[0-9]') // 'snd_hda_[0-9]'
- */
-export function underscores(s: string): string | undefined {
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '-') out += '_';
-    else if (c === ']') return undefined;
-    else if (c === '[') {
-      const close = s.indexOf(']', i);
-      if (close === -1) return undefined;
-      out += s.slice(i, close + 1);
-      i = close;
-    } else out += c;
-  }
-  return out;
 }
 
 const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
@@ -239,12 +218,12 @@ function parseConfigText(text: string, file: string, config: MutableConfig, diag
     const cmd = first.tok;
     const bad = () => diag.push({ kind: 'bad-line', fn: 'kmod_config_parse', file, line: number, command: cmd });
     const t2 = token(line, first.next);
-    const name = t2 === undefined ? undefined : underscores(t2.tok);
+    const name = t2 === undefined ? undefined : aliasNormalize(t2.tok);
     const rest = t2 === undefined ? undefined : restOf(line, t2.next);
     switch (cmd) {
       case 'alias': {
         const t3 = t2 === undefined ? undefined : token(line, t2.next);
-        const module = t3 === undefined ? undefined : underscores(t3.tok);
+        const module = t3 === undefined ? undefined : aliasNormalize(t3.tok);
         if (name === undefined || module === undefined) bad();
         else config.aliases.push({ pattern: name, module });
         break;
@@ -363,7 +342,7 @@ function addKcmdline(text: string, config: MutableConfig, diag: ConfigDiagnostic
       for (const b of param.slice('blacklist='.length).split(',')) config.blacklist.push(b);
       continue;
     }
-    const name = underscores(mod);
+    const name = aliasNormalize(mod);
     if (name === undefined) diag.push({ kind: 'bad-kcmdline-name', fn: 'kcmdline_parse_result', module: mod });
     else config.options.push({ module: name, options: param });
   }

@@ -31,7 +31,7 @@ export function pathToModname(p: string): string | undefined {
 }
 
 /**
- * kmod's `alias_normalize`: `-` → `_` outside `[...]`.
+ * kmod's `alias_normalize` (and libkmod-config's `underscores()`, the same rule): `-` → `_` outside `[...]`.
  * @param alias a module alias as given
  * @returns the normalized alias, or undefined when brackets do not pair (kmod: EINVAL)
  * @example

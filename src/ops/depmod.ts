@@ -29,6 +29,7 @@ import { aliasNormalize, modnameNormalize } from '../db/names.js';
 import { readDepmodImage, type DepmodImageFailure } from '../file/depmod-image.js';
 import { ModulePool } from './module-pool.js';
 import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';
+import { KmodError } from '../errors.js';
 import { errnoFromCode, strerror, Errno } from '../kernel/errno.js';
 
 export type { DepmodMessage } from '../db/depmod-config.js';
@@ -117,15 +118,15 @@ export interface DepmodResult {
 }
 
 /** Why depmod stopped; `level` says whether kmod calls it FATAL (`crit`) or ERROR (`err`). */
-export class DepmodError extends Error {
+export class DepmodError extends KmodError {
+  declare readonly kind: 'crit' | 'err';
   /**
    * @param level `crit` or `err`
    * @param message kmod's words, without the trailing newline
-   * @param code errno name, when there is one
+   * @param code errno name, when there is one (else EINVAL)
    */
-  constructor(readonly level: 'crit' | 'err', message: string, readonly code?: string) {
-    super(message);
-    this.name = 'DepmodError';
+  constructor(readonly level: 'crit' | 'err', message: string, code?: string) {
+    super(level, (code && errnoFromCode(code)) || Errno.EINVAL, message);
   }
 }
 

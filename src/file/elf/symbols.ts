@@ -11,18 +11,18 @@
  *
  * @module
  */
+import { KmodError } from '../../errors.js';
+import { Errno } from '../../kernel/errno.js';
 
 /** errno values libkmod returns here. */
-const ENOEXEC = 8;
-const EINVAL = 22;
-const ENODATA = 61;
+const { ENOEXEC, EINVAL, ENODATA } = Errno;
 
 /** A module image that libkmod's ELF reader rejects; `errno` is what kmod reports. */
-export class ElfSymbolsError extends Error {
-  /** @param errno kmod's errno (ENOEXEC: not ELF; EINVAL: malformed) @param message detail */
-  constructor(readonly errno: number, message: string) {
-    super(message);
-    this.name = 'ElfSymbolsError';
+export class ElfSymbolsError extends KmodError {
+  declare readonly kind: 'not-elf' | 'no-symbols' | 'malformed';
+  /** @param errno kmod's errno (ENOEXEC: not ELF; ENODATA: no symbols; EINVAL: malformed) @param message detail */
+  constructor(errno: number, message: string) {
+    super(errno === ENOEXEC ? 'not-elf' : errno === ENODATA ? 'no-symbols' : 'malformed', errno, message);
   }
 }
 
