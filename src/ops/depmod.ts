@@ -210,12 +210,14 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
   const dirname = `${root}/${moduledir}/${kver}`;
   const outdirname = `${outRoot}/${moduledir}/${kver}`;
   const files = opts.files ?? [];
-  const all = files.length === 0;
+  let all = files.length === 0;
   const result: DepmodResult = { dir: outdirname, modulesDir: dirname, upToDate: false, written: false, files: [], modules: 0 };
 
   if (opts.quick) {
     if (opts.dryRun) return { ...result, upToDate: true };
     if (upToDate(dirname, msg) === 1) return { ...result, upToDate: true };
+    // kmod: an out-of-date tree is scanned whole, module files on the command line or not
+    all = true;
   }
 
   const cfg: Cfg = {
