@@ -309,7 +309,7 @@ describe('depmod killed at random moments', { timeout: 5 * 60 * 1000 }, () => {
     assert.equal(await run(undefined), 0);
     const full = Date.now() - t0;
     const newFiles = new Map(DEPMOD_FILES.map((f) => [f, readFileSync(path.join(dir, f))]));
-    const rounds = 8;
+    const rounds = 5;
     let killed = 0;
     for (let i = 0; i < rounds; i++) {
       for (const [f, data] of oldFiles) writeFileSync(path.join(dir, f), data);
