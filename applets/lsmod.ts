@@ -12,7 +12,7 @@ export const spec = {
   name: 'lsmod',
   summary: 'show the loaded modules',
   usage: '[options]',
-  options: [{ key: 'json', long: 'json', help: 'print the modules as JSON (kmod-ts extension)' }, SYSLOG, VERBOSE, VERSION, HELP],
+  options: [{ key: 'json', long: 'json', help: 'print the modules as JSON', extension: true }, SYSLOG, VERBOSE, VERSION, HELP],
   environment: [{ name: 'KMOD_TS_SYSROOT=DIR', help: 'read DIR/proc/modules and DIR/sys/module instead of the live system' }],
 } as const satisfies AppletSpec;
 

@@ -26,7 +26,7 @@ export const spec = {
     { key: 'field', short: 'F', long: 'field', arg: 'FIELD', help: 'Print only provided FIELD' },
     { key: 'kernelVersion', short: 'k', long: 'set-version', arg: 'VERSION', help: 'Use VERSION instead of `uname -r`' },
     { key: 'basedir', short: 'b', long: 'basedir', arg: 'DIR', help: 'Use DIR as filesystem root for /lib/modules' },
-    { key: 'json', long: 'json', help: 'Print the modules as JSON (kmod-ts extension)' },
+    { key: 'json', long: 'json', help: 'Print the modules as JSON', extension: true },
     { ...VERSION, help: 'Show version' },
     { ...HELP, help: 'Show this help' },
   ],

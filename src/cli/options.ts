@@ -49,6 +49,11 @@ export interface OptionSpec {
    * breaks the line (kmod's own breaks), elsewhere it reads as a space
    */
   readonly help: string;
+  /**
+   * a kmod-ts extension (`--json`): the usage text lists it after kmod's own options, under
+   * `kmod-ts extensions:`, so that the lines kmod prints stay kmod's, byte for byte
+   */
+  readonly extension?: boolean;
 }
 
 /** An environment variable an applet reads, for its usage text and man page. */
@@ -227,8 +232,8 @@ function optionLabel(o: OptionSpec): string {
   return `${short ? `${short}, ` : '    '}--${o.long}${o.arg === undefined ? '' : `=${o.arg}`}`;
 }
 
-function block(rows: ReadonlyArray<readonly [label: string, help: string]>): string {
-  const width = column(rows.map(([l]) => l));
+function block(rows: ReadonlyArray<readonly [label: string, help: string]>, minWidth = 0): string {
+  const width = Math.max(minWidth, column(rows.map(([l]) => l)));
   return rows
     .map(([label, help]) =>
       help
@@ -247,7 +252,10 @@ function block(rows: ReadonlyArray<readonly [label: string, help: string]>): str
  * @example usageText(lsmodSpec, 'lsmod') // 'Usage:\n\tlsmod [options]\nOptions:\n\t-s, --syslog      print to syslog, not stderr\n...'
  */
 export function usageText(spec: AppletSpec, prog: string): string {
-  let text = `Usage:\n\t${prog} ${spec.usage}\nOptions:\n${block(spec.options.map((o) => [optionLabel(o), o.help]))}`;
+  const rows = (ext: boolean) => spec.options.filter((o) => !o.extension === !ext).map((o) => [optionLabel(o), o.help] as const);
+  let text = `Usage:\n\t${prog} ${spec.usage}\nOptions:\n${block(rows(false))}`;
+  // kmod's own rows set the column (their layout is kmod's); the extensions line up with them
+  if (spec.options.some((o) => o.extension)) text += `kmod-ts extensions:\n${block(rows(true), column(rows(false).map(([l]) => l)))}`;
   if (spec.environment?.length) text += `Environment:\n${block(spec.environment.map((e) => [e.name, e.help]))}`;
   return text;
 }
