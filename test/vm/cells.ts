@@ -11,10 +11,10 @@ import { depmodCells } from './depmod-cells.js';
 
 const KMOD = '/opt/kmod/bin';
 
-const show = (s: Step | undefined) =>
+export const show = (s: Step | undefined) =>
   s === undefined ? 'no result' : `rc=${s.rc}\n--- stdout ---\n${s.out}--- stderr ---\n${s.err}`;
 
-function ok(s: Step | undefined, what: string): asserts s is Step {
+export function ok(s: Step | undefined, what: string): asserts s is Step {
   assert.ok(s, `${what}: no result from the guest`);
 }
 

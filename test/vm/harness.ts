@@ -205,18 +205,57 @@ export async function prepareFixtures(kernel: KernelName, dir: string, notes: st
   put('bin/sysparams', '#!/bin/sh\ncd /sys/module/param_printer/parameters || exit 1\nfor f in *; do printf "%s=%s\\n" "$f" "$(cat "$f")"; done\n', 0o755);
   // unload everything (kmod's rmmod, so a kmod-ts bug cannot leave state for the next cell);
   // /proc files have no size, so test for a line rather than with -s.
-  put('bin/reset', '#!/bin/sh\ni=0\nwhile grep -q . /proc/modules && [ $i -lt 6 ]; do\n  for m in $(cut -d" " -f1 /proc/modules); do /opt/kmod/bin/rmmod "$m" 2>/dev/null; done\n  i=$((i+1))\ndone\n', 0o755);
+  // It also undoes what modprobe cells set up: test configurations, mounts, loop devices, the
+  // kernel's modprobe path (the guest script keeps the one to restore in /tmp/modprobe-path).
+  put('bin/reset', [
+    '#!/bin/sh',
+    // (builtins where possible: every fork costs ~50 ms under TCG and reset runs after every cell)
+    'set -- /etc/modprobe.d/*; [ -e "$1" ] && rm -f "$@"',
+    'while read -r _ m _; do [ "$m" = /mnt ] && umount -d /mnt; done </proc/mounts',
+    'read -r p </tmp/modprobe-path; read -r c </proc/sys/kernel/modprobe; [ "$p" = "$c" ] || echo "$p" >/proc/sys/kernel/modprobe',
+    'i=0',
+    'while grep -q . /proc/modules && [ $i -lt 6 ]; do',
+    '  for m in $(cut -d" " -f1 /proc/modules); do /opt/kmod/bin/rmmod "$m" 2>/dev/null; done',
+    '  i=$((i+1))',
+    'done',
+    '',
+  ].join('\n'), 0o755);
+  // conf LINE...: /etc/modprobe.d/test.conf with these lines (reset removes it).
+  put('bin/conf', '#!/bin/sh\nprintf "%s\\n" "$@" >/etc/modprobe.d/test.conf\n', 0o755);
+  // modorder: the loaded modules' names, newest first (the kernel's /proc/modules order).
+  put('bin/modorder', '#!/bin/sh\necho $(cut -d" " -f1 /proc/modules)\n', 0o755);
+  // mplog: a /proc/sys/kernel/modprobe that logs the kernel's arguments and what the real
+  // modprobe path resolves to, then runs it.
+  put('bin/mplog', '#!/bin/sh\nread -r mp </tmp/modprobe-path\necho "$* → $(readlink -f "$mp")" >>/tmp/mplog\nexec "$mp" "$@"\n', 0o755);
+  // modaliases: every device's modalias under /sys/devices, sorted, duplicates dropped.
+  put('bin/modaliases', '#!/bin/sh\nfind /sys/devices -name modalias -exec cat {} + 2>/dev/null | sort -u\n', 0o755);
   // modnames: the loaded modules' names, sorted, on one line.
   put('bin/modnames', '#!/bin/sh\necho $(cut -d" " -f1 /proc/modules | sort)\n', 0o755);
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/**
+ * The dry-run switch for modprobe cells: with `KMOD_TS_VM_MODPROBE=kmod`, the guest runs Debian's
+ * modprobe wherever the cells run ours (first on PATH, and as /proc/sys/kernel/modprobe), so that
+ * the cells themselves can be checked against kmod before kmod-ts's applet exists.
+ */
+export const MODPROBE_DRY = process.env.KMOD_TS_VM_MODPROBE === 'kmod';
+
+/** Where "our" modprobe is in the guest, and what it resolves to. */
+export const OUR_MODPROBE = MODPROBE_DRY
+  ? { path: '/tmp/dry/modprobe', real: '/opt/kmod/bin/kmod' }
+  : { path: '/sbin/modprobe', real: '/usr/lib/kmod-ts/kmod-ts.cjs' };
+
 /** The guest payload: every step of every cell, `reset` between cells, one result line a step. */
 export function guestScript(cells: readonly Cell[]): string {
   const lines = [
     'dmesg -n 1',
-    'export PATH=/t/bin:/sbin:/usr/sbin:/bin:/usr/bin',
+    ...(MODPROBE_DRY
+      ? ['mkdir -p /tmp/dry', 'ln -s /opt/kmod/bin/kmod /tmp/dry/modprobe', 'echo /tmp/dry/modprobe >/proc/sys/kernel/modprobe', 'export PATH=/tmp/dry:/t/bin:/sbin:/usr/sbin:/bin:/usr/bin']
+      : ['export PATH=/t/bin:/sbin:/usr/sbin:/bin:/usr/bin']),
+    // What `reset` restores after a cell changed the kernel's modprobe path.
+    'cat /proc/sys/kernel/modprobe >/tmp/modprobe-path',
     'ms() { read u _ </proc/uptime; echo "${u%.*}${u#*.}0"; }',
     // A subshell, not `timeout sh -c`: every fork+exec costs ~50 ms under TCG and there are ~190
     // steps a kernel. A step that may hang carries its own `timeout`; the VM timeout is the backstop.

@@ -5,10 +5,14 @@
  * KMOD_TS_VM_KERNELS=d12,d13-arm64,... boots those kernels instead, each with every cell
  * (`npm run test:arm64`: d12-arm64,d13-arm64).
  * Fails — never skips — when QEMU cannot run or a download fails.
+ *
+ * KMOD_TS_VM_CELLS=TEXT runs only the cells whose name contains TEXT; KMOD_TS_VM_MODPROBE=kmod
+ * runs Debian's modprobe in place of ours in the modprobe cells (harness.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cellsFor } from './cells.js';
+import { modprobeCells } from './modprobe-cells.js';
 import type { Cell } from './harness.js';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,13 +27,15 @@ const kernels = only.length ? ALL_KERNEL_NAMES.filter((k) => only.includes(k)) :
 
 /** The cells for a kernel: all of them, but only ARM64_CELLS on arm64 unless asked for by name. */
 function selected(k: KernelName): Cell[] {
-  const all = cellsFor(k);
+  const all = [...cellsFor(k), ...modprobeCells()];
   if (KERNEL_FACTS[k].arch === 'amd64' || only.includes(k)) return all;
   const missing = ARM64_CELLS.filter((re) => !all.some((c) => re.test(c.name)));
   if (missing.length) throw new Error(`ARM64_CELLS names cells that cellsFor('${k}') does not have: ${missing.join(', ')}`);
   return all.filter((c) => ARM64_CELLS.some((re) => re.test(c.name)));
 }
-const cells = new Map(kernels.map((k) => [k, selected(k)]));
+// KMOD_TS_VM_CELLS=TEXT keeps only the cells whose name contains TEXT (while working on some).
+const pick = process.env.KMOD_TS_VM_CELLS;
+const cells = new Map(kernels.map((k) => [k, selected(k).filter((c) => !pick || c.name.includes(pick))]));
 
 // Preparations run one after the other (they build shared image layers); each kernel boots as
 // soon as its image is ready and one of the boot slots is free (one single-CPU guest per core:
