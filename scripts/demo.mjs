@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npm run demo`: boot Debian 13, then Debian 12, under QEMU (software emulation) in an image
-// whose /sbin/insmod, rmmod and lsmod are kmod-ts, and run a narrated session on each. Every step
-// is checked on the host from what the guest printed; exit 0 only if all of them did what they say.
+// whose /sbin/insmod, rmmod, lsmod and modprobe are kmod-ts, and run a narrated session on each:
+// insmod/rmmod/lsmod, then modprobe (dependencies, removal, an options line from /etc/modprobe.d,
+// a module the kernel itself asks for, a coldplug of the guest's devices against Debian's
+// modprobe). Every step is checked on the host from what the guest printed; exit 0 only if all of
+// them did what they say.
 //
 // --arch arm64: the same session on Debian's arm64 kernels under qemu-system-aarch64.
 //
@@ -73,6 +76,7 @@ export function demoSteps(k) {
       },
     },
   ];
+  steps.push(...modprobeSteps(k));
   if (k.compression === 'none') {
     // Debian 12 ships plain .ko and its kernel cannot decompress modules: show a compressed one too.
     steps.push(
@@ -82,6 +86,74 @@ export function demoSteps(k) {
     );
   }
   return steps;
+}
+
+/** `insmod PATH …` lines as modprobe -v prints them: the modules' base names, in order. */
+const insmodNames = (out) => [...out.matchAll(/^insmod \/lib\/modules\/\S+\/([^/ ]+)\.ko(?:\.\w+)? /gm)].map((m) => m[1]);
+
+/** Every device's modalias under /sys/devices, sorted, duplicates dropped (a shell expression). */
+const MODALIASES = '$(find /sys/devices -name modalias -exec cat {} + | sort -u)';
+
+/**
+ * modprobe (kmod-ts as /sbin/modprobe): dependencies, removal, modprobe.d, the kernel's own
+ * request, and a coldplug of the guest's devices compared with Debian's modprobe.
+ * @param {{ kver: string }} k
+ */
+export function modprobeSteps(k) {
+  const fatImage = 'dd if=/dev/zero of=/tmp/fat.img bs=1k count=1024 2>/dev/null && mkdosfs /tmp/fat.img >/dev/null';
+  const loaded = (out) => new Set([...out.matchAll(/^(\w+) +\d+ +\d+/gm)].map((m) => m[1]));
+  return [
+    {
+      cmd: 'modprobe -v vfat', says: 'modprobe vfat: fat first (vfat needs it, says modules.dep), then vfat',
+      check: (out, rc) => (rc !== 0 ? `exit status ${rc}` : insmodNames(out).join(' ') === 'fat vfat' ? undefined : `inserted "${insmodNames(out).join(' ')}", expected "fat vfat"`),
+    },
+    {
+      cmd: 'lsmod', says: 'fat is held by vfat',
+      check: (out) => (lsmodRow(out, 'fat')?.holders.join(',') === 'vfat' && lsmodRow(out, 'vfat') ? undefined : 'no "fat ... 1 vfat" and vfat rows'),
+    },
+    {
+      cmd: 'modprobe -r -v vfat && lsmod', says: 'modprobe -r vfat: vfat goes, and fat, no longer used, with it',
+      check: (out, rc) => (rc !== 0 ? `exit status ${rc}` : !/^rmmod vfat\nrmmod fat$/m.test(out) ? 'no "rmmod vfat", "rmmod fat" lines'
+        : lsmodRow(out, 'fat') || lsmodRow(out, 'vfat') ? 'fat or vfat still loaded' : undefined),
+    },
+    {
+      cmd: "echo 'options dummy numdummies=3' >/etc/modprobe.d/dummy.conf && modprobe -v dummy && ls /sys/class/net",
+      says: 'an options line in /etc/modprobe.d: modprobe dummy makes three interfaces',
+      check: (out, rc) => (rc !== 0 ? `exit status ${rc}` : !/^insmod \S+dummy\.ko\S* numdummies=3 ?$/m.test(out) ? 'no "insmod …dummy.ko numdummies=3" line'
+        : ['dummy0', 'dummy1', 'dummy2'].filter((i) => !new RegExp(`\\b${i}\\b`).test(out)).map((i) => `${i} missing`).join(', ') || undefined),
+    },
+    {
+      cmd: `modprobe -r dummy && rm /etc/modprobe.d/dummy.conf && cat /proc/sys/kernel/modprobe && readlink -f /sbin/modprobe && modprobe loop && ${fatImage} && mount -t vfat /tmp/fat.img /mnt && lsmod && umount -d /mnt`,
+      says: 'the kernel asks /proc/sys/kernel/modprobe (kmod-ts) for vfat and its code pages when mount -t vfat needs them',
+      check: (out, rc) => {
+        if (rc !== 0) return `exit status ${rc}`;
+        if (!/^\/sbin\/modprobe\n\/usr\/lib\/kmod-ts\/kmod-ts\.cjs$/m.test(out)) return '/proc/sys/kernel/modprobe is not /sbin/modprobe → kmod-ts';
+        const m = loaded(out);
+        return ['fat', 'vfat'].filter((x) => !m.has(x)).map((x) => `${x} not loaded`).join(', ') || undefined;
+      },
+    },
+    {
+      cmd: `modprobe -r -a vfat loop nls_cp437 nls_ascii nls_utf8 && set -- ${MODALIASES} && echo "$# device modaliases" && modprobe -a -b -q "$@"; echo "modprobe -a exit status $? (1: some devices have no driver module)" && lsmod`,
+      says: "coldplug: one modprobe -a -b over every device's modalias loads their drivers",
+      check: (out) => {
+        const n = Number(out.match(/^(\d+) device modaliases$/m)?.[1] ?? 0);
+        if (!n) return 'no modaliases found';
+        return loaded(out).size >= 3 ? undefined : `only ${loaded(out).size} modules loaded`;
+      },
+    },
+    {
+      cmd: `echo "kmod-ts:  $(cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' ')" && modprobe -r -a $(cut -d' ' -f1 /proc/modules) 2>/dev/null; ` +
+        `echo "still loaded after modprobe -r: $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')" && /opt/kmod/bin/modprobe -a -b -q ${MODALIASES}; ` +
+        `echo "Debian's: $(cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' ')"`,
+      says: "unload them, coldplug again with Debian's modprobe: the same modules",
+      check: (out) => {
+        const ours = out.match(/^kmod-ts: +(.*)$/m)?.[1].trim();
+        const theirs = out.match(/^Debian's: +(.*)$/m)?.[1].trim();
+        if (!ours || !theirs) return 'missing a module list';
+        return ours === theirs ? undefined : `kmod-ts loaded "${ours}", Debian's modprobe "${theirs}"`;
+      },
+    },
+  ];
 }
 
 /** The guest side: run each step, framed by markers the host parses. */
