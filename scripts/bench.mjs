@@ -2,7 +2,7 @@
 // `npm run bench`: one table of kmod-ts's start-up, decompression, memory and bulk modinfo figures,
 // each against its reference measured side by side in the same run (issue 6).
 //
-//   npm run build && node scripts/bench.mjs [--quick] [--runs N] [--json]
+//   npm run build && node scripts/bench.mjs [--quick] [--runs N] [--no-guest] [--coldplug-kernels d12,d13] [--json]
 //
 // - start-up: `kmod-ts lsmod` over a generated sysroot (KMOD_TS_SYSROOT), `rmmod` of a module
 //   that is not loaded, `insmod` on its error paths (a missing file, an empty file: both fail
@@ -32,6 +32,12 @@
 // - bulk modinfo (scripts/bench-modinfo.mjs): every Debian 12 .ko and Debian 13 .ko.xz in one
 //   invocation, kmod's modinfo against kmod-ts's (ours decodes in worker threads, so its CPU time
 //   can exceed its wall time). `--quick` skips it.
+// - modprobe: `modprobe --show-depends vfat` over the Debian 13 tree (-d -S, -C /dev/null) in the
+//   start-up rows; and coldplug in a real kernel (scripts/bench-coldplug.mjs): Debian 13 booted in
+//   QEMU, `modprobe -a -b` over every device's modalias with Debian's modprobe, kmod-ts's, and
+//   kmod-ts's with `-j 2`, alternating, all modules unloaded before each run, medians of
+//   `--coldplug-runs` (4; 2 with --quick) after a warm-up round. `--coldplug-kernels d12,d13`
+//   boots both; `--no-guest` skips it (a few minutes under TCG). Not part of `npm test`.
 //
 // A benchmark, not a test: nothing is asserted; exit status 0 unless something failed to run.
 
@@ -45,6 +51,7 @@ import { ensureKernel, projectDir } from './kernels.mjs';
 import { child, compressKbuild, PEAK_RSS_JS } from './bench-decompress.mjs';
 import { benchModinfoKernel, KMOD, median } from './bench-modinfo.mjs';
 import { benchDepmodKernel } from './bench-depmod.mjs';
+import { benchColdplug, COLDPLUG_CONTENDERS } from './bench-coldplug.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -57,6 +64,7 @@ const DECOMPRESS_RUNS = opt('--decompress-runs', 21);
 const MEMORY_RUNS = opt('--memory-runs', 5);
 const MODINFO_RUNS = opt('--modinfo-runs', 5);
 const DEPMOD_RUNS = opt('--depmod-runs', 7);
+const COLDPLUG_RUNS = opt('--coldplug-runs', QUICK ? 2 : 4);
 
 const started = performance.now();
 const BIN = path.join(projectDir, 'bin', 'kmod-ts.js');
@@ -174,6 +182,13 @@ const SURFACE = [
   ['kmod-ts completion bash (yargs)', ['completion', 'bash'], [0]],
   ['completion request: rmmod <TAB> (yargs)', ['--get-yargs-completions', 'rmmod', ''], [0]],
 ];
+// modprobe's start-up: one look-up through the Debian 13 tree's indexes (read lazily, not parsed
+// whole), no configuration of this machine's.
+const APPLETS = execFileSync(process.execPath, [BIN, '--list'], { encoding: 'utf8' }).split('\n');
+const d13 = await ensureKernel('d13');
+if (APPLETS.includes('modprobe')) {
+  STARTUP.push([`modprobe --show-depends vfat (${d13.label} tree)`, ['modprobe', '-d', d13.root, '-S', d13.kver, '-C', '/dev/null', '--show-depends', 'vfat'], [0]]);
+}
 const ENTRIES = [
   [`bin/kmod-ts.js (${path.basename(BUNDLE)})`, BIN],
   ['dist/src/cli/entry.js', CLI],
@@ -411,6 +426,33 @@ for (const name of ['d12', 'd13']) {
     ]);
   } catch (e) {
     rows.push(['depmod', `${name}: not measured (${e.message.split('\n')[0]})`, '', '', '', '']);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coldplug in a real kernel (scripts/bench-coldplug.mjs)
+
+if (!APPLETS.includes('modprobe')) {
+  rows.push(['coldplug', 'skipped: no modprobe applet in kmod-ts --list', '', '', '', '']);
+} else if (args.includes('--no-guest')) {
+  rows.push(['coldplug', 'skipped (--no-guest)', '', '', '', '']);
+} else {
+  const kernels = (args.includes('--coldplug-kernels') ? args[args.indexOf('--coldplug-kernels') + 1] : 'd13').split(',');
+  for (const kernel of kernels) {
+    log(`coldplug: ${kernel} in QEMU, ${COLDPLUG_RUNS} rounds + 1 warm-up × ${COLDPLUG_CONTENDERS.length} contenders`);
+    const r = await benchColdplug({ kernel, runs: COLDPLUG_RUNS });
+    const [ref, ...ours] = r.contenders;
+    for (const c of ours) {
+      rows.push([
+        'coldplug',
+        `${r.kver}: ${c.name.replace(/^kmod-ts /, '')}, ${r.aliases} modaliases → ${c.modules.join('/')} modules`,
+        `${fmt(c.wall)} ms wall, ${fmt(c.cpu)} ms cpu`,
+        `${ref.name.replace(/ -a -b$/, '')}: ${fmt(ref.wall)} / ${fmt(ref.cpu)} (→ ${ref.modules.join('/')})`,
+        `${fmt(c.wall / ref.wall, 2)}× / ${fmt(c.cpu / ref.cpu, 2)}×`,
+        '≤ 1.0× wall',
+      ]);
+    }
+    if (r.baseline) rows.push(['coldplug', `  (left loaded after unloading, in every run's start: ${r.baseline})`, '', '', '', '']);
   }
 }
 
