@@ -158,7 +158,8 @@ export function modprobeSteps(k) {
 
 /** The guest side: run each step, framed by markers the host parses. */
 export function demoScript(steps) {
-  const lines = ['step() { n=$1; shift; echo "@@STEP $n@@"; echo "# $*"; eval "$*" 2>&1; echo "@@RC $n $?@@"; }'];
+  // dmesg -n 1: drivers the coldplug loads print to the console, in the middle of a step's output.
+  const lines = ['dmesg -n 1', 'step() { n=$1; shift; echo "@@STEP $n@@"; echo "# $*"; eval "$*" 2>&1; echo "@@RC $n $?@@"; }'];
   steps.forEach((s, i) => lines.push(`step ${i + 1} '${s.cmd.replace(/'/g, "'\\''")}'`));
   return lines.join('\n') + '\n';
 }
