@@ -69,7 +69,9 @@ export function coldplugScript(runs, setup = '') {
  */
 export async function benchColdplug({ kernel = 'd13', runs = 5, smp = 2, image, setup } = {}) {
   image ??= await imageFor(kernel);
-  const r = await runInVm({ kernel, image, script: coldplugScript(runs, setup), smp, memory: 1536, timeoutMs: 900_000 });
+  // Under TCG on a loaded machine one coldplug can take a minute (unloading as long again).
+  const timeoutMs = Math.max(900_000, (runs + 1) * COLDPLUG_CONTENDERS.length * 150_000);
+  const r = await runInVm({ kernel, image, script: coldplugScript(runs, setup), smp, memory: 1536, timeoutMs });
   const aliases = Number(r.output.match(/@@ALIASES (\d+)@@/)?.[1] ?? NaN);
   const baseline = r.output.match(/@@BASE (.*)@@/)?.[1].trim() ?? '';
   const contenders = COLDPLUG_CONTENDERS.map((c) => ({ name: c.name, samples: [] }));
