@@ -347,10 +347,10 @@ export async function bootKernel(p: Prepared, opts: { smp?: number; timeoutMs?: 
     kernel: p.kernel,
     image: p.image,
     script: p.script,
-    // ~150 s for an amd64 kernel on an idle 2-core machine, several times that when the machine
-    // is shared (the modprobe cells alone took 520-630 s at load 17); an arm64 guest under TCG
-    // runs the matrix about twice as slowly.
-    timeoutMs: opts.timeoutMs ?? (KERNEL_FACTS[p.kernel].arch === 'amd64' ? 900_000 : 1_800_000),
+    // ~5 min for an amd64 kernel on an idle 2-core machine, several times that when the machine
+    // is shared (every cell took 640-730 s at load 18); an arm64 guest under TCG runs the matrix
+    // about twice as slowly.
+    timeoutMs: opts.timeoutMs ?? (KERNEL_FACTS[p.kernel].arch === 'amd64' ? 1_200_000 : 2_400_000),
     memory: 1536,
     smp: opts.smp ?? 1,
   });

@@ -27,7 +27,7 @@ const kernels = only.length ? ALL_KERNEL_NAMES.filter((k) => only.includes(k)) :
 
 /** The cells for a kernel: all of them, but only ARM64_CELLS on arm64 unless asked for by name. */
 function selected(k: KernelName): Cell[] {
-  const all = [...cellsFor(k), ...modprobeCells()];
+  const all = [...cellsFor(k), ...modprobeCells(k)];
   if (KERNEL_FACTS[k].arch === 'amd64' || only.includes(k)) return all;
   const missing = ARM64_CELLS.filter((re) => !all.some((c) => re.test(c.name)));
   if (missing.length) throw new Error(`ARM64_CELLS names cells that cellsFor('${k}') does not have: ${missing.join(', ')}`);
