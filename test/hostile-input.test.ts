@@ -124,6 +124,20 @@ describe('class 3: system files are read bounded and never block', () => {
     });
   }
 
+  it('modprobe and depmod finish when /proc/cmdline, modprobe.d and the modules.* files are FIFOs', () => {
+    const root = tempDir('kmod-ts-root-fifos-');
+    const kver = release();
+    for (const d of ['proc', 'etc/modprobe.d', `lib/modules/${kver}`]) mkdirSync(join(root, d), { recursive: true });
+    for (const f of ['proc/cmdline', 'proc/modules', 'etc/modprobe.d/x.conf', ...['dep', 'dep.bin', 'alias', 'alias.bin', 'builtin', 'builtin.modinfo', 'softdep', 'symbols', 'order'].map((n) => `lib/modules/${kver}/modules.${n}`)]) {
+      execFileSync('mkfifo', [join(root, f)]);
+    }
+    for (const args of [['modprobe', '-n', 'victim'], ['modprobe', '-c'], ['depmod', '-n']]) {
+      const r = cli(args, { KMOD_TS_SYSROOT: root });
+      assert.equal(r.signal, null, `${args.join(' ')} was killed (a hang)`);
+      assert.doesNotMatch(r.stderr, /BUG/);
+    }
+  });
+
   it('sysfs attributes that are FIFOs or /dev/zero read as absent; lsmod lists the module from /proc/modules', () => {
     const root = tempDir('kmod-ts-root-attrs-');
     writeTree(root, { 'proc/modules': 'victim 16384 0 - Live 0x0\n' });

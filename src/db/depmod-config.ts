@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { readBounded } from '../kernel/read-bounded.js';
 import path from 'node:path';
 
 /** kmod 34.2's default configuration directories, in order (Debian: DISTCONFDIR is /usr/lib). */
@@ -167,7 +168,7 @@ export function loadDepmodConfig(opts: { paths?: readonly string[]; kernelVersio
   for (const file of depmodConfigFiles(opts.paths ?? DEPMOD_CONFIG_DIRS, log)) {
     let text: string;
     try {
-      text = readFileSync(file, 'latin1');
+      text = readBounded(file).toString('latin1');
     } catch (e) {
       log({ level: LOG_LEVEL.err, text: `file parse ${file}: ${strerrorOf(e)}\n` });
       continue;

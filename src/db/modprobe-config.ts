@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { closeSync, opendirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, opendirSync, openSync, readSync, statSync } from 'node:fs';
+import { readBounded } from '../kernel/read-bounded.js';
 import { basename, join, resolve } from 'node:path';
 import { aliasNormalize } from './names.js';
 
@@ -390,7 +391,8 @@ function listDir(path: string): string[] | NodeJS.ErrnoException {
 
 function readText(path: string): string | undefined {
   try {
-    return readFileSync(path, 'latin1');
+    // bounded, regular files only: a FIFO or /dev/zero in modprobe.d must not hang or fill memory
+    return readBounded(path).toString('latin1');
   } catch {
     return undefined;
   }
@@ -399,7 +401,7 @@ function readText(path: string): string | undefined {
 function readCmdline(root: string): string | undefined {
   let fd: number;
   try {
-    fd = openSync(join(root, 'proc/cmdline'), 'r');
+    fd = openSync(join(root, 'proc/cmdline'), constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO must not hang the open
   } catch {
     return undefined;
   }

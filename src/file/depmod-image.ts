@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decompressSync, detectFormat } from './compression/index.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { decompressSync, detectFormat, DEFAULT_MAX_SIZE } from './compression/index.js';
 import { Errno, errnoFromCode } from '../kernel/errno.js';
 import { DecompressError } from '../errors.js';
 import { ElfSymbolsError, KmodElf, type DepmodParts } from './elf/symbols.js';
@@ -41,7 +41,7 @@ const MAGIC_MAX = 6;
 export function readDepmodImage(file: string, opts: { maxSize?: number } = {}): DepmodParts | DepmodImageFailure {
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO must not hang the open
   } catch (e) {
     return { errno: errnoOf(e) };
   }
@@ -49,6 +49,7 @@ export function readDepmodImage(file: string, opts: { maxSize?: number } = {}): 
   try {
     const size = fstatSync(fd).size;
     if (size < MAGIC_MAX) return { errno: Errno.EINVAL };
+    if (size > (opts.maxSize ?? DEFAULT_MAX_SIZE)) return { errno: Errno.EFBIG };
     // one scratch buffer per thread for the file's bytes: everything kept is copied out as
     // strings, and a fresh module-sized buffer per file was most of the garbage collector's work
     if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));

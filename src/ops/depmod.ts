@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { closeSync, existsSync, mkdirSync, openSync, opendirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, type Dirent } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, opendirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent } from 'node:fs';
 import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
@@ -31,6 +31,7 @@ import { ModulePool } from './module-pool.js';
 import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';
 import { KmodError } from '../errors.js';
 import { errnoFromCode, strerror, Errno } from '../kernel/errno.js';
+import { readBounded } from '../kernel/read-bounded.js';
 
 export type { DepmodMessage } from '../db/depmod-config.js';
 
@@ -491,7 +492,7 @@ function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, b
 function sortByModulesOrder(modules: Mod[], dirname: string, byUncrelpath: KmodHash<Mod>, msg: (l: number, t: string) => void): void {
   let text: string;
   try {
-    text = readFileSync(`${dirname}/modules.order`, 'latin1');
+    text = readBounded(`${dirname}/modules.order`).toString('latin1');
   } catch (e) {
     msg(LOG_LEVEL.warning, `could not open modules.order at ${dirname}: ${strerror(errnoOf(e))}\n`);
     return;
@@ -711,7 +712,7 @@ function output(modules: Mod[], symbols: KmodHash<Sym>, cfg: Cfg, opts: DepmodOp
 function builtinIndex(dirname: string, msg: (l: number, t: string) => void): IndexTrie | undefined {
   let text: string;
   try {
-    text = readFileSync(`${dirname}/modules.builtin`, 'latin1');
+    text = readBounded(`${dirname}/modules.builtin`).toString('latin1');
   } catch (e) {
     msg(LOG_LEVEL.warning, `could not open modules.builtin at ${dirname}: ${strerror(errnoOf(e))}\n`);
     return undefined;
@@ -745,7 +746,7 @@ function fgetsLines(text: string): string[] {
 function builtinAliasIndex(dirname: string, msg: (l: number, t: string) => void): IndexTrie | undefined {
   let buf: Buffer;
   try {
-    buf = readFileSync(`${dirname}/modules.builtin.modinfo`);
+    buf = readBounded(`${dirname}/modules.builtin.modinfo`);
   } catch (e) {
     msg(LOG_LEVEL.warning, `could not open modules.builtin.modinfo at ${dirname}: ${strerror(errnoOf(e))}\n`);
     return undefined;
@@ -905,7 +906,7 @@ function strtok(line: string, delims: string): string[] {
 
 function readOrFatal(file: string): string {
   try {
-    return readFileSync(file, 'latin1');
+    return readBounded(file).toString('latin1');
   } catch (e) {
     throw new DepmodError('crit', `could not load ${file}: ${strerror(errnoOf(e))}`);
   }
