@@ -26,7 +26,7 @@ describe('insmod interrupted during a long decompression', () => {
   const main = new URL('../src/cli/main.js', import.meta.url).href;
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    it(`${signal} ends it at once, by the signal, with no module syscall made`, async () => {
+    it(`${signal} ends it within seconds, by the signal, with no module syscall made`, async () => {
       const marker = join(dir, `syscalls-${signal}`);
       // The real program with a syscall layer that records any kernel call in a file (a process
       // killed by a signal runs no exit handlers, so each call is written as it happens).
@@ -51,7 +51,7 @@ describe('insmod interrupted during a long decompression', () => {
       child.kill(signal);
       const [status, got] = await exited;
       assert.equal(got, signal, `ended with status ${status}, signal ${got}: ${stderr}`);
-      assert.ok(performance.now() - sent < 2000, 'it took more than 2 s to stop');
+      assert.ok(performance.now() - sent < 5000, 'it took more than 5 s to stop');
       assert.equal(existsSync(marker), false, `a module syscall was made: ${existsSync(marker) ? readFileSync(marker, 'utf8') : ''}`);
       assert.equal(stderr, '');
     });

@@ -51,15 +51,19 @@ describe('class 1: an xz whose index claims far more than its data holds', () =>
   }
 });
 
-/** Milliseconds `fn` takes. */
+/** Milliseconds `fn` takes, the best of three (a shared machine only ever adds time). */
 function timed(fn: () => void): number {
-  const t = performance.now();
-  fn();
-  return performance.now() - t;
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - t);
+  }
+  return best;
 }
 
 describe('class 2: string tables are split in time linear in their size', () => {
-  it('a .modinfo of 128 Ki strings without "=" (a\\0a\\0...) splits in well under a second (was 16 s)', () => {
+  it('a .modinfo of 128 Ki strings without "=" (a\\0a\\0...) splits in linear time (best of three under 3 s; was 16 s)', () => {
     const small = manyShortStrings(32 << 10);
     const big = manyShortStrings(128 << 10);
     let pairs: Array<[string, string]> = [];
@@ -67,16 +71,16 @@ describe('class 2: string tables are split in time linear in their size', () => 
     const tBig = timed(() => (pairs = decodeModinfo(big)));
     assert.equal(pairs.length, 128 << 10);
     assert.deepEqual(pairs[0], ['a', '']);
-    assert.ok(tBig < 1500, `took ${tBig.toFixed(0)} ms`);
+    assert.ok(tBig < 3000, `took ${tBig.toFixed(0)} ms`);
     // 4x the input: linear is ~4x the time, quadratic 16x (generous for a shared machine)
     assert.ok(tBig < Math.max(50, tSmall) * 10, `32 Ki strings ${tSmall.toFixed(0)} ms, 128 Ki ${tBig.toFixed(0)} ms`);
   });
 
-  it('4,000 section names that all run to the end of a 1 MiB name table parse in well under a second (was 35 s, 4 GB)', () => {
+  it('4,000 section names that all run to the end of a 1 MiB name table parse in under 5 s (best of three; was 35 s, 4 GB)', () => {
     const image = longSectionNames(4000, 1 << 20);
     let names: string[] = [];
     const t = timed(() => (names = parseElfSections(bufferSource(image)).sections.map((s) => s.name)));
-    assert.ok(t < 1500, `took ${t.toFixed(0)} ms`);
+    assert.ok(t < 5000, `took ${t.toFixed(0)} ms`);
     assert.equal(names.length, 4004);
     assert.ok(names.every((n, i) => i === 0 || n.length === 257), 'long names are cut, not kept whole');
     assert.equal(names.includes('.modinfo'), false);
