@@ -12,6 +12,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { readBounded } from '../kernel/read-bounded.js';
+import { wrappedLines } from './config-lines.js';
 import path from 'node:path';
 
 /** kmod 34.2's default configuration directories, in order (Debian: DISTCONFDIR is /usr/lib). */
@@ -45,46 +46,6 @@ export interface DepmodConfig {
 /** The configuration with no files read: `search updates`. */
 export function emptyDepmodConfig(): DepmodConfig {
   return { searches: [{ type: 'path', path: 'updates' }], overrides: [], externals: [], excludes: [] };
-}
-
-/**
- * kmod's `freadline_wrapped` over a whole file: logical lines with the physical line number at
- * which each ends.
- * @param text the file (latin1)
- * @returns `[line, lineNumber]` pairs
- */
-export function wrappedLines(text: string): Array<[string, number]> {
-  const out: Array<[string, number]> = [];
-  let line = '';
-  let n = 0;
-  let started = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '\n') {
-      n++;
-      out.push([line, n]);
-      line = '';
-      started = false;
-      continue;
-    }
-    if (c === '\\') {
-      const next = text[i + 1];
-      if (next === '\n') {
-        n++;
-        i++;
-        continue;
-      }
-      if (next === undefined) continue;
-      line += next;
-      started = true;
-      i++;
-      continue;
-    }
-    line += c;
-    started = true;
-  }
-  if (started || line.length > 0) out.push([line, n + 1]);
-  return out;
 }
 
 /** POSIX `regexec` of an extended regular expression, unanchored; a pattern that does not compile matches nothing. */

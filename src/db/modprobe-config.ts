@@ -12,6 +12,7 @@ import { closeSync, constants, opendirSync, openSync, readSync, statSync } from 
 import { readBounded } from '../kernel/read-bounded.js';
 import { basename, join, resolve } from 'node:path';
 import { aliasNormalize } from './names.js';
+import { wrappedLines } from './config-lines.js';
 
 /** kmod's default `modprobe.d` directories, in its order (first providing a file name wins). */
 export const DEFAULT_CONFIG_DIRS: readonly string[] = [
@@ -139,38 +140,6 @@ function parseSoftdep(module: string, rest: string): ConfigSoftdep {
   return { module, pre, post };
 }
 
-/**
- * kmod's `freadline_wrapped`: logical lines with `\`-newline continuations, a `\` before any
- * other character dropped, and the physical line number each logical line ends on.
- */
-function* logicalLines(text: string): Generator<{ line: string; number: number }> {
-  let buf = '';
-  let n = 0;
-  let started = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '\n') {
-      n++;
-      yield { line: buf, number: n };
-      buf = '';
-      started = false;
-    } else if (ch === '\\') {
-      const next = text[i + 1];
-      i++;
-      if (next === '\n') n++;
-      else if (next !== undefined) {
-        buf += next;
-        started = true;
-      }
-    } else {
-      buf += ch;
-      started = true;
-    }
-  }
-  // EOF: a last line without newline counts only when it holds something
-  if (started || buf !== '') yield { line: buf, number: n + 1 };
-}
-
 /** strtok_r(…, "\t ") one token: skip leading separators, cut at the next one. */
 function token(s: string, from: number): { tok: string; next: number } | undefined {
   let i = from;
@@ -209,7 +178,7 @@ function emptyConfig(): MutableConfig {
  * @param diag receives what kmod would report
  */
 function parseConfigText(text: string, file: string, config: MutableConfig, diag: ConfigDiagnostic[]): void {
-  for (const { line: raw, number } of logicalLines(text)) {
+  for (const [raw, number] of wrappedLines(text)) {
     // a C string: a NUL ends the line
     const nul = raw.indexOf('\0');
     const line = nul === -1 ? raw : raw.slice(0, nul);
