@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { closeSync, existsSync, mkdirSync, openSync, opendirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, opendirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent, type Stats } from 'node:fs';
 import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
@@ -435,6 +435,23 @@ function isHigherPriority(cfg: Cfg, old: Mod, baselen: number, modnamelen: numbe
   return newprio <= oldprio;
 }
 
+/**
+ * `fstatat` of a directory entry as both of depmod's walks do it: a regular file or a directory,
+ * else kmod's error line and `undefined` (the walk goes on).
+ */
+function statEntry(path: string, name: string, msg: (l: number, t: string) => void): Stats | undefined {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    msg(LOG_LEVEL.err, `fstatat(${name}): ${strerror(errnoOf(err))}\n`);
+    return undefined;
+  }
+  if (st.isFile() || st.isDirectory()) return st;
+  msg(LOG_LEVEL.err, `unsupported file type ${path}: ${(st.mode & 0o170000).toString(8)}\n`);
+  return undefined;
+}
+
 /** `depmod_modules_search_path`: walks a tree in readdir order; returns 0 or the errno of opening it. */
 function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, baselen: number, name: string) => void, msg: (l: number, t: string) => void): number {
   let d;
@@ -455,19 +472,10 @@ function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, b
         if (e.isFile()) isDir = false;
         else if (e.isDirectory()) isDir = true;
         else {
-          let st;
-          try {
-            st = statSync(path);
-          } catch (err) {
-            msg(LOG_LEVEL.err, `fstatat(${name}): ${strerror(errnoOf(err))}\n`);
-            continue;
-          }
-          if (st.isFile()) isDir = false;
-          else if (st.isDirectory()) isDir = true;
-          else {
-            msg(LOG_LEVEL.err, `unsupported file type ${path}: ${(st.mode & 0o170000).toString(8)}\n`);
-            continue;
-          }
+          // no d_type: kmod falls back to fstatat, which follows links
+          const st = statEntry(path, name, msg);
+          if (st === undefined) continue;
+          isDir = st.isDirectory();
         }
         if (isDir) {
           let sub;
@@ -864,21 +872,13 @@ function upToDate(dirname: string, msg: (l: number, t: string) => void): number 
         const name = e.name;
         if (name === '.' || name === '..' || name === 'build' || name === 'source') continue;
         const path = `${dir}/${name}`;
-        let st;
-        try {
-          st = statSync(path);
-        } catch (err) {
-          msg(LOG_LEVEL.err, `fstatat(${name}): ${strerror(errnoOf(err))}\n`);
-          continue;
-        }
+        const st = statEntry(path, name, msg);
+        if (st === undefined) continue;
         let r = 1;
         if (st.isDirectory()) r = walk(path);
-        else if (st.isFile()) {
+        else {
           if (!hasModuleExtension(name)) continue;
           r = Math.floor(st.mtimeMs / 1000) <= mtime ? 1 : 0;
-        } else {
-          msg(LOG_LEVEL.err, `unsupported file type ${path}: ${(st.mode & 0o170000).toString(8)}\n`);
-          continue;
         }
         if (r === 0) return 0;
       }
