@@ -488,30 +488,43 @@ function nodeSize(n: IndexNode): number {
   let size = 0;
   if (n.hasChildren) size += 2 + 4 * (n.last - n.first + 1);
   if (n.prefix.length > 0) size += n.prefix.length + 1;
-  if (n.values.length > 0) {
+  const values = n.values;
+  if (values.length > 0) {
     size += 4;
-    for (const v of n.values) size += 4 + v.value.length + 1;
+    for (let i = 0; i < values.length; i++) size += 5 + values[i].value.length;
   }
   return size;
 }
 
-/** Writes the node's own bytes at `p`; `refs(i)` gives the i-th child reference. */
-function putNode(out: Buffer, p: number, n: IndexNode, refs: (c: number) => number): number {
-  if (n.prefix.length > 0) {
-    p += out.write(n.prefix, p, 'latin1');
-    out[p++] = 0;
-  }
+/** A 7-bit string's bytes and its NUL at `p` (a loop: most are a few characters, where Buffer#write costs more). */
+function putString(out: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[p++] = s.charCodeAt(i);
+  out[p++] = 0;
+  return p;
+}
+
+function putU32(out: Buffer, p: number, v: number): number {
+  out[p] = v >>> 24;
+  out[p + 1] = v >>> 16;
+  out[p + 2] = v >>> 8;
+  out[p + 3] = v;
+  return p + 4;
+}
+
+/** Writes the node's own bytes at `p`, its child references from `refs` (indexed by character). */
+function putNode(out: Buffer, p: number, n: IndexNode, refs: number[]): number {
+  if (n.prefix.length > 0) p = putString(out, p, n.prefix);
   if (n.hasChildren) {
     out[p++] = n.first;
     out[p++] = n.last;
-    for (let c = n.first; c <= n.last; c++) p = out.writeUInt32BE(refs(c) >>> 0, p);
+    for (let c = n.first; c <= n.last; c++) p = putU32(out, p, refs[c - n.first]);
   }
-  if (n.values.length > 0) {
-    p = out.writeUInt32BE(n.values.length, p);
-    for (const v of n.values) {
-      p = out.writeUInt32BE(v.priority >>> 0, p);
-      p += out.write(v.value, p, 'latin1');
-      out[p++] = 0;
+  const values = n.values;
+  if (values.length > 0) {
+    p = putU32(out, p, values.length);
+    for (let i = 0; i < values.length; i++) {
+      p = putU32(out, p, values[i].priority >>> 0);
+      p = putString(out, p, values[i].value);
     }
   }
   return p;
@@ -524,31 +537,39 @@ function header(total: number): Buffer {
   return out;
 }
 
+/** Each node's own size and its subtree's ({@link IndexNode.size}, {@link IndexNode.total}). */
+function sizeTree(n: IndexNode): number {
+  let total = (n.size = nodeSize(n));
+  for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
+    const k = n.child(c);
+    if (k !== undefined) total += sizeTree(k);
+  }
+  return (n.total = total);
+}
+
 /** kmod ≥ 34 (`index_calculate_size` + `index_write__node`): root at 12, children after it. */
 function writePreOrder(root: IndexNode): Buffer {
-  const kids = new Map<IndexNode, Array<[number, IndexNode]>>();
-  const sizeOf = (n: IndexNode): number => {
-    n.size = nodeSize(n);
-    n.total = n.size;
-    const ks = n.children();
-    kids.set(n, ks);
-    for (const [, k] of ks) n.total += sizeOf(k);
-    return n.total;
-  };
-  const out = header(12 + sizeOf(root));
+  const out = header(12 + sizeTree(root));
   out.writeUInt32BE((12 | mask(root)) >>> 0, 8);
   const write = (n: IndexNode, off: number): void => {
-    const ks = kids.get(n)!;
     const refs: number[] = [];
-    const offs: number[] = [];
-    let sizes = 0;
-    for (const [c, k] of ks) {
-      offs[c] = off + n.size + sizes;
-      refs[c] = ((off + n.size + sizes) | mask(k)) >>> 0;
-      sizes += k.total;
+    let at = off + n.size;
+    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
+      const k = n.child(c);
+      if (k === undefined) refs.push(0);
+      else {
+        refs.push((at | mask(k)) >>> 0);
+        at += k.total;
+      }
     }
-    putNode(out, off, n, (c) => refs[c] ?? 0);
-    for (const [c, k] of ks) write(k, offs[c]);
+    putNode(out, off, n, refs);
+    at = off + n.size;
+    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
+      const k = n.child(c);
+      if (k === undefined) continue;
+      write(k, at);
+      at += k.total;
+    }
   };
   write(root, 12);
   return out;
@@ -556,18 +577,16 @@ function writePreOrder(root: IndexNode): Buffer {
 
 /** kmod ≤ 33: children first (in character order), then the node; root reference patched last. */
 function writePostOrder(root: IndexNode): Buffer {
-  const totalOf = (n: IndexNode): number => {
-    let t = nodeSize(n);
-    for (const [, k] of n.children()) t += totalOf(k);
-    return t;
-  };
-  const out = header(12 + totalOf(root));
+  const out = header(12 + sizeTree(root));
   let pos = 12;
   const write = (n: IndexNode): number => {
     const refs: number[] = [];
-    for (const [c, k] of n.children()) refs[c] = write(k);
+    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
+      const k = n.child(c);
+      refs.push(k === undefined ? 0 : write(k));
+    }
     const off = pos;
-    pos = putNode(out, pos, n, (c) => refs[c] ?? 0);
+    pos = putNode(out, pos, n, refs);
     return (off | mask(n)) >>> 0;
   };
   out.writeUInt32BE(write(root), 8);

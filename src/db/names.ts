@@ -38,19 +38,23 @@ export function pathToModname(p: string): string | undefined {
  * aliasNormalize('pci:v*d[0-9]-x'); // 'pci:v*d[0-9]_x'
  */
 export function aliasNormalize(alias: string): string | undefined {
+  // runs without '-' are copied whole (most aliases have none: the result is the alias itself)
   let out = '';
+  let from = 0;
   for (let i = 0; i < alias.length; i++) {
-    const c = alias[i];
-    if (c === '-') out += '_';
-    else if (c === ']') return undefined;
-    else if (c === '[') {
+    const c = alias.charCodeAt(i);
+    if (c === 0x2d) {
+      out += `${alias.slice(from, i)}_`;
+      from = i + 1;
+    } else if (c === 0x5d) return undefined;
+    else if (c === 0x5b) {
+      // a bracket expression is kept as it is, '-' ranges included
       const close = alias.indexOf(']', i);
       if (close === -1) return undefined;
-      out += alias.slice(i, close + 1);
       i = close;
-    } else out += c;
+    }
   }
-  return out;
+  return from === 0 ? alias : out + alias.slice(from);
 }
 
 const globCache = new Map<string, RegExp>();

@@ -14,6 +14,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { decompress, decompressSync, DEFAULT_MAX_SIZE, detectFormat, type CompressedFormat, type Format, type XzOptions } from './compression/index.js';
 import { bufferSource, fdSource, findSection, parseElfSections, readSignature, type ByteSource, type ModuleSignature } from './elf/sections.js';
+import { ElfSymbolsError, KmodElf, type DepmodParts } from './elf/symbols.js';
 import { Errno, errnoFromCode } from '../kernel/errno.js';
 import { DecompressError, ElfError, ModuleFileError } from '../errors.js';
 
@@ -29,8 +30,11 @@ export interface ModuleFile {
   /** a regular file: mappable, with a known size */
   readonly regular: boolean;
   readonly format: Format;
-  /** read the whole file into one buffer, at most `maxSize` bytes */
-  readAll(maxSize: number): Buffer;
+  /**
+   * read the whole file into one buffer, at most `maxSize` bytes (into `scratch`'s buffer when
+   * given: a bulk reader's, reused from file to file)
+   */
+  readAll(maxSize: number, scratch?: (size: number) => Buffer): Buffer;
   /**
    * The module image: the whole file, decompressed when compressed (at most `maxSize` bytes
    * either way; `xz` picks xz's decoder and library). A compressed file that does not hold an ELF
@@ -38,8 +42,30 @@ export interface ModuleFile {
    */
   readImage(maxSize: number, xz?: XzOptions): Promise<Buffer>;
   /** {@link ModuleFile.readImage}, synchronously (for worker threads) */
-  readImageSync(maxSize: number, xz?: XzOptions): Buffer;
+  readImageSync(maxSize: number, xz?: XzOptions, scratch?: Scratch): Buffer;
   close(): void;
+}
+
+/**
+ * Reusable buffers of a bulk reader (one set per thread), for callers that copy out what they
+ * keep: the file's bytes go to `input`, a decompressed image to `output`.
+ */
+export interface Scratch {
+  input: (size: number) => Buffer;
+  output: (size: number) => Buffer;
+}
+
+/**
+ * A {@link Scratch}: two buffers that grow to the largest size asked for.
+ * @example const s = scratchBuffers(); f.readImageSync(max, undefined, s);
+ */
+export function scratchBuffers(): Scratch {
+  let input = Buffer.allocUnsafe(1 << 16);
+  let output = Buffer.allocUnsafe(1 << 20);
+  return {
+    input: (size) => (input.length >= size ? input : (input = Buffer.allocUnsafe(Math.max(size, input.length * 2)))),
+    output: (size) => (output.length >= size ? output : (output = Buffer.allocUnsafe(Math.max(size, output.length * 2)))),
+  };
 }
 
 /** How to open: kmod's modinfo wants six bytes of magic (the xz magic) where insmod wants four. */
@@ -121,9 +147,9 @@ export function openModuleFile(path: string, opts: OpenOptions = {}): ModuleFile
         errno: Errno.ENOEXEC,
       });
     }
-    const readAll = (maxSize: number): Buffer => {
+    const readAll = (maxSize: number, scratch?: (size: number) => Buffer): Buffer => {
       try {
-        return regular ? readRegular(fd, stat.size, maxSize, path) : readStream(fd, pending ?? Buffer.alloc(0), maxSize, path);
+        return regular ? readRegular(fd, stat.size, maxSize, path, scratch) : readStream(fd, pending ?? Buffer.alloc(0), maxSize, path);
       } catch (err) {
         if (err instanceof ModuleFileError) throw err;
         throw new ModuleFileError('read', path, (err as Error).message, { errno: errnoOf(err), cause: err });
@@ -148,12 +174,12 @@ export function openModuleFile(path: string, opts: OpenOptions = {}): ModuleFile
         }
         return checkElf(path, format, image);
       },
-      readImageSync(maxSize, xz) {
-        const data = readAll(maxSize);
+      readImageSync(maxSize, xz, scratch) {
+        const data = readAll(maxSize, scratch?.input);
         if (format === 'elf') return data;
         let image: Buffer;
         try {
-          image = decompressSync(format, data, { maxSize, xz });
+          image = decompressSync(format, data, { maxSize, xz, scratch: scratch?.output });
         } catch (err) {
           throw decompressFault(path, err);
         }
@@ -184,13 +210,24 @@ function checkElf(path: string, format: CompressedFormat, image: Buffer): Buffer
   return image;
 }
 
-function readRegular(fd: number, size: number, maxSize: number, path: string): Buffer {
+function readRegular(fd: number, size: number, maxSize: number, path: string, scratch?: (size: number) => Buffer): Buffer {
   if (size > maxSize) throw tooLarge(path);
-  const data = fdSource(fd, size).read(0, size) as Buffer;
+  const data = scratch ? readInto(fd, scratch(size), 0, size) : (fdSource(fd, size).read(0, size) as Buffer);
   // Cut by another process after fstat: half a module is not the module (kmod would hand the
   // kernel the half, which refuses it as ENOEXEC; say so before any syscall).
   if (data.length < size) throw new ModuleFileError('read', path, 'file truncated while being read', { errno: Errno.ENOEXEC });
   return data;
+}
+
+/** Bytes `[offset, offset + length)` of the file into the same place of `buf`; a view of what was read. */
+function readInto(fd: number, buf: Buffer, offset: number, length: number): Buffer {
+  let got = 0;
+  while (got < length) {
+    const n = readSome(fd, buf, offset + got, length - got, offset + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(offset, offset + got);
 }
 
 function readStream(fd: number, start: Buffer, maxSize: number, path: string): Buffer {
@@ -285,4 +322,76 @@ let scratch = Buffer.allocUnsafe(16 * 1024);
 /** A copy with its own ArrayBuffer (Buffer#slice would share memory), so it can be transferred. */
 function copy(u: Uint8Array): Uint8Array {
   return new Uint8Array(u);
+}
+
+/** Why depmod gets nothing from a module; it still lists it, without symbols, aliases or edges. */
+export interface DepmodReadFailure {
+  /** kmod's errno ("failed to load symbols from FILE: <strerror>") */
+  errno: number;
+  /** libkmod's line for a stream that does not decompress (`xz: Unexpected end of input`) */
+  codecMessage?: string;
+}
+
+/** How {@link readDepmodParts} reads. */
+export interface DepmodReadOptions {
+  /** cap on the file and its decompressed image (default 1 GiB) */
+  maxSize?: number;
+  /** the thread's reusable buffers (default: fresh ones) */
+  scratch?: Scratch;
+}
+
+/**
+ * The parts of a module depmod uses ({@link KmodElf.depmodParts}), with failures as kmod 34.2
+ * reports them: the errno of "failed to load symbols from FILE" (EINVAL under six bytes, EFBIG
+ * past the cap, ENOEXEC for what is not ELF, the system's for I/O) and, for a stream that does
+ * not decompress, libkmod's own line (`xz: Unexpected end of input`).
+ *
+ * Made for reading a whole tree: the file's bytes and a decompressed image go into `scratch`'s
+ * buffers, reused from file to file since everything kept is copied out as strings. (Reading an
+ * uncompressed module piecemeal, only the parts libkmod touches, was tried: no faster warm, and
+ * slower in a fresh process, where the extra code runs cold.) Shared by the main thread and the
+ * worker threads.
+ * @param path the module
+ * @param opts how to read
+ * @returns the parts, or why there are none
+ * @example
+ * const r = readDepmodParts('/lib/modules/6.1.0/kernel/fs/xfs/xfs.ko.xz', { scratch: scratchBuffers() });
+ * if ('modinfo' in r) r.exports;
+ */
+export function readDepmodParts(path: string, opts: DepmodReadOptions = {}): DepmodParts | DepmodReadFailure {
+  const maxSize = opts.maxSize ?? DEFAULT_MAX_SIZE;
+  const scratch = opts.scratch ?? scratchBuffers();
+  let mf: ModuleFile;
+  try {
+    mf = openModuleFile(path, { magicLength: 6 });
+  } catch (e) {
+    return depmodFailure(e);
+  }
+  try {
+    return new KmodElf(mf.readImageSync(maxSize, undefined, scratch)).depmodParts();
+  } catch (e) {
+    return depmodFailure(e);
+  } finally {
+    mf.close();
+  }
+}
+
+function depmodFailure(e: unknown): DepmodReadFailure {
+  if (e instanceof ElfSymbolsError) return { errno: e.errno };
+  if (!(e instanceof ModuleFileError)) throw e;
+  const codec = e.cause instanceof DecompressError ? e.cause : undefined;
+  if (codec !== undefined) return { errno: Errno.EINVAL, codecMessage: `${codec.format}: ${libkmodWords(codec)}` };
+  if (e.kind === 'too-short') return { errno: Errno.EINVAL };
+  if (e.kind === 'too-large') return { errno: Errno.EFBIG };
+  return { errno: e.errno };
+}
+
+/**
+ * libkmod's words for a decompression failure: xz's are already kmod's; zstd's one-shot decoder
+ * reports ZSTD_getErrorName (a truncated frame is "Src size is incorrect").
+ */
+function libkmodWords(e: DecompressError): string {
+  if (e.format !== 'zstd') return e.message;
+  if (e.kind === 'truncated') return 'Src size is incorrect';
+  return e.message.replace(/^Decoding error \(\d+\) : /, '');
 }

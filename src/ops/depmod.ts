@@ -26,7 +26,7 @@ import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
 import { aliasNormalize, modnameNormalize } from '../db/names.js';
-import { readDepmodImage, type DepmodImageFailure } from '../file/depmod-image.js';
+import { readDepmodParts, scratchBuffers, type DepmodReadFailure } from '../file/module-file.js';
 import { ModulePool } from './module-pool.js';
 import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';
 import { KmodError } from '../errors.js';
@@ -86,7 +86,7 @@ export interface DepmodOptions {
   dryRun?: boolean;
   /** `.bin` node layout (default pre-order, as kmod 34) */
   layout?: IndexLayout;
-  /** worker threads for reading modules (default: one per core; 0 reads on this thread) */
+  /** worker threads reading modules besides this thread, which reads too (default: one per core less one; 0: this thread only) */
   parallel?: number;
   /** directory relative `basedir`/`outdir` are taken from (default `process.cwd()`) */
   cwd?: string;
@@ -339,7 +339,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     const m = modules[i];
     const p = parts[i];
     if ('errno' in p) {
-      const fail = p as DepmodImageFailure;
+      const fail = p as DepmodReadFailure;
       if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
       msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(fail.errno)}\n`);
       // libkmod opens the file again for the .modinfo and for the needed symbols
@@ -963,32 +963,46 @@ function loadSystemMap(file: string, prefix: string, add: (name: string, skipped
   }
 }
 
-/** Files per worker request: big enough to make messages cheap, small enough to share the work evenly. */
+/** Most files per batch: big enough to make messages cheap; batches shrink towards the end so that the threads finish together. */
 const BATCH = 24;
 
 /**
- * Reads every module's parts, in order: on `parallel` worker threads (default one per core)
- * when there are enough modules to be worth starting them, else on this thread.
+ * Reads every module's parts, in order. This thread reads batches itself and, when there are
+ * enough modules to be worth it, `parallel` worker threads (default one per core, less this one)
+ * take batches too; whoever is free takes the next. This thread starts at once, and a worker
+ * joins when it has started (its start-up would otherwise be time nobody reads).
  */
-async function readModules(paths: string[], parallel: number | undefined): Promise<Array<DepmodParts | DepmodImageFailure>> {
-  // one core: a worker only adds its start-up (and a second JIT warm-up) to the same work
+async function readModules(paths: string[], parallel: number | undefined): Promise<Array<DepmodParts | DepmodReadFailure>> {
   const cores = ModulePool.defaultSize();
-  const n = Math.min(parallel ?? (cores > 1 ? cores : 0), Math.ceil(paths.length / BATCH));
-  const pool = paths.length >= 2 * BATCH ? await ModulePool.start(n) : undefined;
-  if (pool === undefined) return paths.map((p) => readDepmodImage(p));
+  const n = Math.min(parallel ?? cores - 1, Math.ceil(paths.length / BATCH) - 1);
+  const scratch = scratchBuffers();
+  const pool = n > 0 ? await ModulePool.start(n) : undefined;
+  if (pool === undefined) return paths.map((p) => readDepmodParts(p, { scratch }));
+  const threads = pool.size + 1;
+  const out: Array<DepmodParts | DepmodReadFailure> = new Array(paths.length);
+  let next = 0;
+  const take = (): [number, number] => {
+    const start = next;
+    next = Math.min(paths.length, start + Math.max(1, Math.min(BATCH, Math.floor((paths.length - start) / (3 * threads)))));
+    return [start, next];
+  };
+  // two batches in flight per worker, so that none waits for this thread between batches
+  const workerLane = async (): Promise<void> => {
+    while (next < paths.length) {
+      const [start, end] = take();
+      const m = (await pool.request({ kind: 'depmod', files: paths.slice(start, end) })) as { results: Array<DepmodParts | DepmodReadFailure> };
+      for (let i = 0; i < m.results.length; i++) out[start + i] = m.results[i];
+    }
+  };
+  const ownLane = async (): Promise<void> => {
+    while (next < paths.length) {
+      const [start, end] = take();
+      for (let i = start; i < end; i++) out[i] = readDepmodParts(paths[i], { scratch });
+      await new Promise<void>((resolve) => setImmediate(resolve)); // let the workers' answers in
+    }
+  };
   try {
-    const out: Array<DepmodParts | DepmodImageFailure> = new Array(paths.length);
-    let next = 0;
-    // two batches in flight per worker, so that none waits for the main thread between batches
-    const lane = async (): Promise<void> => {
-      while (next < paths.length) {
-        const start = next;
-        next = Math.min(paths.length, next + BATCH);
-        const m = (await pool.request({ kind: 'depmod', files: paths.slice(start, next) })) as { results: Array<DepmodParts | DepmodImageFailure> };
-        for (let i = 0; i < m.results.length; i++) out[start + i] = m.results[i];
-      }
-    };
-    await Promise.all(Array.from({ length: pool.size * 2 }, lane));
+    await Promise.all([ownLane(), ...Array.from({ length: pool.size * 2 }, workerLane)]);
     return out;
   } finally {
     pool.close();

@@ -3,7 +3,7 @@
  * so many compressed modules are decompressed on all cores at once. Two kinds of request:
  * - `modinfo`: `{ id, kind, file, maxSize }` → `{ id, parts }` (the `.modinfo` section and the
  *   signature, {@link readModinfoParts}) or `{ id, error: { kind, errno, message, format } }`;
- * - `depmod`: `{ id, kind, files, maxSize }` → `{ id, results }`, one {@link readDepmodImage}
+ * - `depmod`: `{ id, kind, files, maxSize }` → `{ id, results }`, one {@link readDepmodParts}
  *   result per file (a batch: one message per module would cost more than reading a small one).
  *
  * @module
@@ -12,8 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import { ModuleFileError } from '../errors.js';
 import { Errno } from '../kernel/errno.js';
 import type { XzOptions } from '../file/compression/index.js';
-import { readModinfoParts } from '../file/module-file.js';
-import { readDepmodImage } from '../file/depmod-image.js';
+import { readDepmodParts, readModinfoParts, scratchBuffers } from '../file/module-file.js';
 
 /** A request from the main thread. */
 export type WorkerRequest =
@@ -51,6 +50,9 @@ async function insert(file: string, r: InsertRequest): Promise<InsertAnswer> {
   }
 }
 
+/** This thread's reusable buffers: what is kept of a module is copied out of them. */
+const scratch = scratchBuffers();
+
 parentPort?.on('message', (req: WorkerRequest) => {
   if (req.kind === 'insert') {
     void insert(req.file, req.insert).then((answer) => parentPort!.postMessage({ id: req.id, answer }));
@@ -59,7 +61,7 @@ parentPort?.on('message', (req: WorkerRequest) => {
   if (req.kind === 'depmod') {
     const results = req.files.map((f) => {
       try {
-        return readDepmodImage(f, { maxSize: req.maxSize });
+        return readDepmodParts(f, { maxSize: req.maxSize, scratch });
       } catch (e) {
         // anything else is a bug; EIO keeps the report in kmod's shape
         return { errno: Errno.EIO, codecMessage: undefined, bug: String((e as Error)?.message ?? e) };

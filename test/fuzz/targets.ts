@@ -13,9 +13,8 @@ import { IndexFormatError, IndexTrie } from '../../src/db/index-trie.js';
 import { kernelCmdlineOptions, readModprobeConfig } from '../../src/db/modprobe-config.js';
 import { DecompressError, ElfError, KmodError } from '../../src/errors.js';
 import { decompressSync, xzDeclaredSize, type CompressedFormat } from '../../src/file/compression/index.js';
-import { readDepmodImage } from '../../src/file/depmod-image.js';
 import { bufferSource, decodeModinfo, findSection, parseElfSections, prepareForced, readModinfo, readSignature } from '../../src/file/elf/sections.js';
-import { readModinfoParts } from '../../src/file/module-file.js';
+import { readDepmodParts, readModinfoParts } from '../../src/file/module-file.js';
 import { describeSignature } from '../../src/file/signature.js';
 import { parseProcModules } from '../../src/kernel/proc-modules.js';
 import { readModuleSysfs } from '../../src/kernel/sysfs.js';
@@ -140,7 +139,7 @@ export function targets(): Target[] {
     decoder('zstd', 'zst'),
     { name: 'xz-index', seeds: () => mods().map((m) => compress('xz', m)), run: (input) => void xzDeclaredSize(input), allowed: none, budgetMs: linear(200, 2) },
     fileTarget('modinfo-image', (f) => void readModinfoParts(f, { maxSize: FUZZ_MAX_SIZE }), (e) => e instanceof KmodError, () => [...mods(), ...mods().map((m) => compress('xz', m))]),
-    fileTarget('depmod-image', (f) => void readDepmodImage(f, { maxSize: FUZZ_MAX_SIZE }), none, () => [...mods(), compress('zst', mods()[0])]),
+    fileTarget('depmod-image', (f) => void readDepmodParts(f, { maxSize: FUZZ_MAX_SIZE }), none, () => [...mods(), compress('zst', mods()[0])]),
     {
       name: 'proc-modules',
       seeds: () => [Buffer.from('fat 73728 1 vfat, Live 0xffffffffc0a00000\nvfat 20480 0 - Live 0x0 (OE)\nmbcache 16384 1 [permanent], Loading 0x0\n')],

@@ -62,6 +62,14 @@ export interface DecompressOptions {
   maxSize?: number;
   /** xz only: `liblzma` (direct) or `stream` (lzma-native's binding); default liblzma when it loads */
   xz?: XzOptions;
+  /**
+   * A buffer of at least `size` bytes that the caller reuses from one file to the next (bulk
+   * readers that copy out what they keep: depmod, modinfo). When the file declares its size (xz's
+   * index, zstd's frame header) the result is a view of it, valid until the caller's next use.
+   * A reused buffer's pages are already mapped: a fresh one per module is a page fault per 4 KiB
+   * and most of the garbage collector's work.
+   */
+  scratch?: (size: number) => Buffer;
 }
 
 /**
@@ -107,9 +115,9 @@ export function decompressSync(format: CompressedFormat, input: Uint8Array, opts
     case 'gzip':
       return gunzip(src, maxSize);
     case 'xz':
-      return unxz(src, maxSize, opts.xz);
+      return unxz(src, maxSize, opts.xz, opts.scratch);
     case 'zstd':
-      return unzstd(src, maxSize);
+      return unzstd(src, maxSize, opts.scratch);
     default:
       throw new TypeError(`not a compressed format: ${String(format)}`);
   }

@@ -80,7 +80,7 @@ const LZMA_BUF_ERROR = 10;
  *   FFI or liblzma's symbols are unavailable): output arrives in 64 KiB chunks that are copied
  *   into the output buffer; each chunk is a fresh Buffer that stays allocated until V8's next GC.
  */
-export function unxz(src: Buffer, maxSize: number, xz: XzOptions = {}): Buffer {
+export function unxz(src: Buffer, maxSize: number, xz: XzOptions = {}, scratch?: (size: number) => Buffer): Buffer {
   const declared = xzDeclaredSize(src);
   // The index is verified by liblzma as it decodes, so a file that declares more than the cap
   // is either too large or corrupt; refusing it now avoids decoding up to the cap first.
@@ -90,7 +90,10 @@ export function unxz(src: Buffer, maxSize: number, xz: XzOptions = {}): Buffer {
   const believed = declared !== undefined && declared <= Math.max(src.length, 64) * XZ_WORST_RATIO ? declared : undefined;
   if (xzDecoder(xz) === 'liblzma') {
     const lz = liblzma(xz.library).fns!;
-    if (believed !== undefined) return unxzDirect(lz, src, Buffer.allocUnsafe(believed), maxSize, true);
+    if (believed !== undefined) {
+      const out = scratch ? scratch(believed).subarray(0, believed) : Buffer.allocUnsafe(believed);
+      return unxzDirect(lz, src, out, maxSize, true, scratch === undefined);
+    }
     const reserved = reserveToCap(maxSize, Math.max(src.length, 64) * XZ_RESERVE_RATIO);
     if (reserved) return unxzDirect(lz, src, reserved, maxSize, false);
   }
@@ -273,11 +276,11 @@ function warmPages(lz: Liblzma, out: Buffer): void {
  * One `lzma_code(LZMA_FINISH)` call normally does it all; liblzma returns LZMA_BUF_ERROR when a
  * second call in a row can make no progress, so the loop ends.
  */
-function unxzDirect(lz: Liblzma, input: Buffer, out: Buffer, maxSize: number, exact: boolean): Buffer {
+function unxzDirect(lz: Liblzma, input: Buffer, out: Buffer, maxSize: number, exact: boolean, fresh = true): Buffer {
   // Addresses go into C memory: the buffers must not live in V8's heap, where they could move.
   const src = input.length <= MAX_ON_HEAP ? Buffer.from(input) : input;
   const size = out.length;
-  if (exact) warmPages(lz, out);
+  if (exact && fresh) warmPages(lz, out);
   const strm = Buffer.alloc(STRM.size); // LZMA_STREAM_INIT is all zeros
   // A dictionary larger than the cap could never be filled by output we accept.
   let ret = lz.streamDecoder(strm, BigInt(maxSize) + XZ_MEMLIMIT_SLACK, LZMA_CONCATENATED);

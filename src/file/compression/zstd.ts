@@ -31,7 +31,7 @@ const isZstdPrefix = (b: Uint8Array): boolean => b.every((x, i) => x === ZSTD_MA
  * Like zstd(1), anything after the last frame that is not a frame, zero bytes included, is
  * an error (`unsupported format`), and an empty file is `unexpected end of file`.
  */
-export function unzstd(src: Buffer, maxSize: number): Buffer {
+export function unzstd(src: Buffer, maxSize: number, scratch?: (size: number) => Buffer): Buffer {
   if (src.length === 0) throw new DecompressError('zstd', 'truncated', 'unexpected end of file');
   const z = zstd();
   let known = 0;
@@ -59,7 +59,7 @@ export function unzstd(src: Buffer, maxSize: number): Buffer {
   }
   const dctx = new z.DCtx();
   if (allKnown) {
-    const out = Buffer.allocUnsafe(known);
+    const out = scratch ? scratch(known).subarray(0, known) : Buffer.allocUnsafe(known);
     let n: number;
     try {
       n = dctx.decompress(out, src);
