@@ -28,7 +28,10 @@
 //   library, koffi and the codecs cost on their own is not per-module memory).
 // - depmod (scripts/bench-depmod.mjs): the full Debian 12 (.ko) and Debian 13 (.ko.xz) trees,
 //   kmod 34.2's depmod (Debian 13's, through its own loader) against kmod-ts's, alternating,
-//   each writing with -o into a scratch directory; medians of wall and CPU, and peak RSS.
+//   each writing with -o into a scratch directory; medians of wall and CPU, and peak RSS. The
+//   .ko.xz tree three times: each with its own liblzma (kmod 34.2 Debian 13's 5.8.1, kmod-ts this
+//   machine's), then both with Debian 13's, then both with this machine's (the like-for-like
+//   pairs the target applies to: liblzma's version is most of the cost of that tree).
 // - bulk modinfo (scripts/bench-modinfo.mjs): every Debian 12 .ko and Debian 13 .ko.xz in one
 //   invocation, kmod's modinfo against kmod-ts's (ours decodes in worker threads, so its CPU time
 //   can exceed its wall time). `--quick` skips it.
@@ -410,19 +413,29 @@ if (QUICK) {
 // ---------------------------------------------------------------------------------------------
 // depmod
 
-for (const name of ['d12', 'd13']) {
-  log(`depmod: ${name} × ${DEPMOD_RUNS} runs`);
+// The .ko.xz tree three ways (see scripts/bench-depmod.mjs): each tool with its own liblzma (kmod
+// 34.2 with Debian 13's 5.8.1, kmod-ts with this machine's), then both with the same one, Debian
+// 13's and this machine's: the like-for-like pairs, since the decoder's version is most of the cost.
+const DEPMOD_CASES = [
+  { name: 'd12' },
+  { name: 'd13' },
+  { name: 'd13', lzma: 'ref' },
+  { name: 'd13', lzma: 'host' },
+];
+for (const { name, lzma } of DEPMOD_CASES) {
+  log(`depmod: ${name}${lzma ? ` (liblzma: ${lzma})` : ''} × ${DEPMOD_RUNS} runs`);
   try {
-    const r = await benchDepmodKernel(name, { runs: DEPMOD_RUNS, timer: (cmd, argv) => measure(cmd, argv) });
+    const r = await benchDepmodKernel(name, { runs: DEPMOD_RUNS, lzma, timer: (cmd, argv, o) => measure(cmd, argv, o) });
     const k = medians(r.kmod);
     const o = medians(r.ours);
+    const libs = name === 'd12' ? '' : r.lzma.kmod === r.lzma.ours ? `, both with liblzma ${r.lzma.ours}` : `, liblzma: kmod ${r.lzma.kmod}, kmod-ts ${r.lzma.ours}`;
     rows.push([
       'depmod',
-      `${r.label}: ${r.modules} ${name === 'd12' ? '.ko' : '.ko.xz'}, all 11 files; peak RSS ${fmt(r.oursPeakKiB / 1024, 1)} MiB (kmod ${fmt(r.kmodPeakKiB / 1024, 1)})`,
+      `${r.label}: ${r.modules} ${name === 'd12' ? '.ko' : '.ko.xz'}, all 11 files${libs}; peak RSS ${fmt(r.oursPeakKiB / 1024, 1)} MiB (kmod ${fmt(r.kmodPeakKiB / 1024, 1)})`,
       `${fmt(o.wall)} ms wall, ${fmt(o.cpu)} ms cpu`,
       `kmod 34.2 depmod: ${fmt(k.wall)} / ${fmt(k.cpu)}`,
       `${fmt(o.wall / k.wall, 2)}× / ${fmt(o.cpu / k.cpu, 2)}×`,
-      name === 'd12' ? '≤ 1.5× wall' : '≤ 0.8× wall',
+      name === 'd12' ? '≤ 1.5× wall' : lzma ? '≤ 0.8× wall' : '(mixed liblzma)',
     ]);
   } catch (e) {
     rows.push(['depmod', `${name}: not measured (${e.message.split('\n')[0]})`, '', '', '', '']);

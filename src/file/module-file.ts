@@ -257,17 +257,18 @@ export interface ModinfoParts {
  * read piecemeal (header, section headers, names, `.modinfo`, trailer); a compressed one is read
  * and decompressed whole. Shared by the main thread and modinfo's decompression workers.
  * @param path the file
- * @param opts `maxSize` caps the decompressed size; `xz` picks xz's decoder and library
+ * @param opts `maxSize` caps the decompressed size; `xz` picks xz's decoder and library; `scratch`
+ *   a bulk reader's reusable buffers (what is returned is copied out of them)
  * @returns the parts
  * @throws {ModuleFileError} `open`/`read` (I/O errno), `too-short` (under six bytes, as kmod's
  *   modinfo reads six of magic), `bad-format` (not ELF), `bad-elf` (malformed), `decompress`,
  *   `too-large`, `no-modinfo`
  * @example const { modinfo, signature } = readModinfoParts('/lib/modules/6.1.0/kernel/fs/fat/fat.ko');
  */
-export function readModinfoParts(path: string, opts: { maxSize?: number; xz?: XzOptions } = {}): ModinfoParts {
+export function readModinfoParts(path: string, opts: { maxSize?: number; xz?: XzOptions; scratch?: Scratch } = {}): ModinfoParts {
   const mf = openModuleFile(path, { magicLength: 6 });
   try {
-    const src = mf.format === 'elf' ? windowedSource(mf.fd, mf.stat.size) : bufferSource(mf.readImageSync(opts.maxSize ?? DEFAULT_MAX_SIZE, opts.xz));
+    const src = mf.format === 'elf' ? windowedSource(mf.fd, mf.stat.size) : bufferSource(mf.readImageSync(opts.maxSize ?? DEFAULT_MAX_SIZE, opts.xz, opts.scratch));
     let layout;
     try {
       layout = parseElfSections(src);

@@ -8,7 +8,7 @@ import { ModuleDb, type ModuleDbOptions, type ModuleRef } from '../db/module-db.
 import { ModuleFileError, type ModuleFileErrorKind } from '../errors.js';
 import type { XzOptions } from '../file/compression/index.js';
 import { decodeModinfo } from '../file/elf/sections.js';
-import { readModinfoParts, type ModinfoParts } from '../file/module-file.js';
+import { readModinfoParts, scratchBuffers, type ModinfoParts, type Scratch } from '../file/module-file.js';
 import { describeSignature, hexColumns, type SignatureDescription } from '../file/signature.js';
 import { Errno } from '../kernel/errno.js';
 import { ModulePool } from './module-pool.js';
@@ -80,6 +80,7 @@ export interface ModuleInfo {
  */
 export class ModinfoReader {
   #pool: Promise<ModulePool | undefined> | undefined;
+  #scratch: Scratch | undefined;
 
   /**
    * @param db the module database (for built-ins)
@@ -91,7 +92,7 @@ export class ModinfoReader {
   #readParts(file: string, compressed: boolean): Promise<ModinfoParts> {
     if (!compressed || (this.opts.parallel ?? 0) <= 0) {
       try {
-        return Promise.resolve(readModinfoParts(file, { maxSize: this.opts.maxSize, xz: this.opts.xz }));
+        return Promise.resolve(readModinfoParts(file, { maxSize: this.opts.maxSize, xz: this.opts.xz, scratch: (this.#scratch ??= scratchBuffers()) }));
       } catch (e) {
         return Promise.reject(e);
       }

@@ -47,7 +47,8 @@ export class ModulePool {
    */
   static async start(size: number): Promise<ModulePool | undefined> {
     if (size <= 0) return undefined;
-    const url = new URL('./module-worker.js', import.meta.url);
+    // beside the CommonJS bundle, the worker is bundled as CommonJS too (module-worker.cjs)
+    const url = new URL(import.meta.url.endsWith('.cjs') ? './module-worker.cjs' : './module-worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
     const { Worker } = await import('node:worker_threads');
     const pool = new ModulePool();

@@ -71,7 +71,7 @@ parentPort?.on('message', (req: WorkerRequest) => {
     return;
   }
   try {
-    const parts = readModinfoParts(req.file, { maxSize: req.maxSize, xz: req.xz });
+    const parts = readModinfoParts(req.file, { maxSize: req.maxSize, xz: req.xz, scratch });
     const transfer = [parts.modinfo.buffer];
     if (parts.signature) transfer.push(parts.signature.signer.buffer, parts.signature.keyId.buffer, parts.signature.signature.buffer);
     parentPort!.postMessage({ id: req.id, parts }, transfer as ArrayBuffer[]);
