@@ -221,182 +221,189 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     all = true;
   }
 
-  const cfg: Cfg = {
-    kver,
-    dirname,
-    outdirname,
-    symPrefix: opts.symbolPrefix ?? '\0',
-    checkSymvers: opts.symvers !== undefined,
-    printUnknown: !!opts.errsyms,
-    warnDups: !!opts.warnDuplicates,
-    conf: emptyDepmodConfig(),
-  };
-  const symbols = new KmodHash<Sym>(2048);
-  const addSymbol = (name: string, prefixSkipped: boolean, crc: number, owner: Mod | undefined) => {
-    if (!prefixSkipped && name[0] === cfg.symPrefix) name = name.slice(1);
-    symbols.add(name, { name, owner, crc });
-  };
-  const findSymbol = (name: string) => {
-    if (name[0] === '.') name = name.slice(1);
-    if (name[0] === cfg.symPrefix) name = name.slice(1);
-    return symbols.get(name);
-  };
-  const addFakeSymbols = () => {
-    addSymbol('__this_module', true, 0, undefined);
-    addSymbol('_GLOBAL_OFFSET_TABLE_', true, 0, undefined);
-    if (findSymbol('TOC.') === undefined) addSymbol('TOC.', true, 0, undefined);
-  };
-  if (opts.symvers !== undefined) {
-    loadSymvers(opts.symvers, addSymbol, msg);
-    addFakeSymbols();
-  } else if (opts.systemMap !== undefined) {
-    loadSystemMap(opts.systemMap, cfg.symPrefix, addSymbol, msg);
-    addFakeSymbols();
-  } else if (cfg.printUnknown) {
-    msg(LOG_LEVEL.warning, '-e needs -E or -F\n');
-    cfg.printUnknown = false;
-  }
-
-  const byName = new KmodHash<Mod>(512);
-  const byUncrelpath = new KmodHash<Mod>(512);
-  const newMod = (path: string): Mod => {
-    const slash = path.lastIndexOf('/');
-    const name = modnameNormalize(path.slice(slash + 1));
-    const relpath = path.startsWith(dirname) && path[dirname.length] === '/' ? path.slice(dirname.length + 1) : undefined;
-    let uncrelpath: string | undefined;
-    if (relpath !== undefined) {
-      // kmod: the relative path cut after the basename's first strlen(modname)+3 bytes ("xfs.ko")
-      const relSlash = slash - dirname.length - 1;
-      uncrelpath = relpath.slice(0, relSlash + 1 + name.length + 3);
-    }
-    return {
-      path, relpath, uncrelpath, baselen: slash, name, sortIdx: 1, depSortIdx: 0x7fffffff, idx: 0, users: 0,
-      deps: [], depSet: new Set(), aliases: [], softdeps: [], weakdeps: [], needs: undefined, visited: false,
+  // A whole tree is always worth the workers: they start while the tree is scanned.
+  let pool = all ? ModulePool.start(workerCount(opts.parallel)) : undefined;
+  try {
+    const cfg: Cfg = {
+      kver,
+      dirname,
+      outdirname,
+      symPrefix: opts.symbolPrefix ?? '\0',
+      checkSymvers: opts.symvers !== undefined,
+      printUnknown: !!opts.errsyms,
+      warnDups: !!opts.warnDuplicates,
+      conf: emptyDepmodConfig(),
     };
-  };
-  const addMod = (m: Mod): boolean => {
-    if (!byName.addUnique(m.name, m)) {
-      msg(LOG_LEVEL.err, `hash_add_unique ${m.name}: File exists\n`);
-      return false;
-    }
-    if (m.uncrelpath !== undefined && !byUncrelpath.addUnique(m.uncrelpath, m)) {
-      msg(LOG_LEVEL.err, `hash_add_unique ${m.uncrelpath}: File exists\n`);
-      byName.delete(m.name);
-      return false;
-    }
-    return true;
-  };
-
-  if (all) {
-    cfg.conf = loadDepmodConfig({ paths: opts.config, kernelVersion: kver, log });
-    const searchFile = (path: string, baselen: number, name: string) => {
-      if (!hasModuleExtension(name)) return;
-      const modname = modnameNormalize(name);
-      const old = byName.get(modname);
-      if (old !== undefined) {
-        if (isHigherPriority(cfg, old, baselen, modname.length, path)) return;
-        if (old.uncrelpath !== undefined) byUncrelpath.delete(old.uncrelpath);
-        byName.delete(old.name);
-      }
-      try {
-        statSync(path);
-      } catch (e) {
-        msg(LOG_LEVEL.err, `could not create module ${path}: ${strerror(errnoOf(e))}\n`);
-        msg(LOG_LEVEL.err, `failed ${path}: ${strerror(errnoOf(e))}\n`);
-        return;
-      }
-      if (!addMod(newMod(path))) {
-        msg(LOG_LEVEL.err, `could not add module ${path}: File exists\n`);
-        msg(LOG_LEVEL.err, `failed ${path}: File exists\n`);
-      }
+    const symbols = new KmodHash<Sym>(2048);
+    const addSymbol = (name: string, prefixSkipped: boolean, crc: number, owner: Mod | undefined) => {
+      if (!prefixSkipped && name[0] === cfg.symPrefix) name = name.slice(1);
+      symbols.add(name, { name, owner, crc });
     };
-    const excluded = new Set(['.', '..', 'build', 'source', ...cfg.conf.excludes]);
-    const err = searchPath(dirname, excluded, searchFile, msg);
-    if (err !== 0) throw new DepmodError('crit', `could not search modules: ${strerror(err)}`, 'ENOENT');
-    for (const ext of cfg.conf.externals) searchPath(ext, excluded, searchFile, msg);
-  } else {
-    for (const path of files) {
-      if (!path.startsWith('/')) throw new DepmodError('crit', `${path}: not absolute path.`);
-      try {
-        statSync(path);
-      } catch (e) {
-        throw new DepmodError('crit', `could not create module ${path}: ${strerror(errnoOf(e))}`);
+    const findSymbol = (name: string) => {
+      if (name[0] === '.') name = name.slice(1);
+      if (name[0] === cfg.symPrefix) name = name.slice(1);
+      return symbols.get(name);
+    };
+    const addFakeSymbols = () => {
+      addSymbol('__this_module', true, 0, undefined);
+      addSymbol('_GLOBAL_OFFSET_TABLE_', true, 0, undefined);
+      if (findSymbol('TOC.') === undefined) addSymbol('TOC.', true, 0, undefined);
+    };
+    if (opts.symvers !== undefined) {
+      loadSymvers(opts.symvers, addSymbol, msg);
+      addFakeSymbols();
+    } else if (opts.systemMap !== undefined) {
+      loadSystemMap(opts.systemMap, cfg.symPrefix, addSymbol, msg);
+      addFakeSymbols();
+    } else if (cfg.printUnknown) {
+      msg(LOG_LEVEL.warning, '-e needs -E or -F\n');
+      cfg.printUnknown = false;
+    }
+
+    const byName = new KmodHash<Mod>(512);
+    const byUncrelpath = new KmodHash<Mod>(512);
+    const newMod = (path: string): Mod => {
+      const slash = path.lastIndexOf('/');
+      const name = modnameNormalize(path.slice(slash + 1));
+      const relpath = path.startsWith(dirname) && path[dirname.length] === '/' ? path.slice(dirname.length + 1) : undefined;
+      let uncrelpath: string | undefined;
+      if (relpath !== undefined) {
+        // kmod: the relative path cut after the basename's first strlen(modname)+3 bytes ("xfs.ko")
+        const relSlash = slash - dirname.length - 1;
+        uncrelpath = relpath.slice(0, relSlash + 1 + name.length + 3);
       }
-      if (!addMod(newMod(path))) throw new DepmodError('crit', `could not add module ${path}: File exists`);
-    }
-  }
-
-  // the module array: kmod's hash order, then modules.order first
-  const modules: Mod[] = [...byName.values()];
-  modules.forEach((m, i) => (m.idx = i));
-  if (modules.length >= 0xffff) throw new DepmodError('crit', 'could not build module array: Numerical result out of range');
-  sortByModulesOrder(modules, dirname, byUncrelpath, msg);
-  result.modules = modules.length;
-
-  // read every module (on worker threads when there are many)
-  const parts = await readModules(modules.map((m) => m.path), opts.parallel);
-  for (let i = 0; i < modules.length; i++) {
-    const m = modules[i];
-    const p = parts[i];
-    if ('errno' in p) {
-      const fail = p as DepmodReadFailure;
-      if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
-      msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(fail.errno)}\n`);
-      // libkmod opens the file again for the .modinfo and for the needed symbols
-      if (fail.codecMessage) {
-        msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
-        msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+      return {
+        path, relpath, uncrelpath, baselen: slash, name, sortIdx: 1, depSortIdx: 0x7fffffff, idx: 0, users: 0,
+        deps: [], depSet: new Set(), aliases: [], softdeps: [], weakdeps: [], needs: undefined, visited: false,
+      };
+    };
+    const addMod = (m: Mod): boolean => {
+      if (!byName.addUnique(m.name, m)) {
+        msg(LOG_LEVEL.err, `hash_add_unique ${m.name}: File exists\n`);
+        return false;
       }
-      continue;
-    }
-    const ok = p as DepmodParts;
-    if (ok.exportsErrno !== undefined) msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(ok.exportsErrno)}\n`);
-    if (ok.exports !== undefined) {
-      const names = symbolNames(ok.exports);
-      for (let k = 0; k < names.length; k++) addSymbol(names[k], false, ok.exports.crcs[k], m);
-    }
-    for (const s of ok.modinfo) {
-      const eq = s.indexOf('=');
-      const key = eq === -1 ? s : s.slice(0, eq);
-      const value = eq === -1 ? '' : s.slice(eq + 1);
-      if (key === 'alias') m.aliases.push(value);
-      else if (key === 'softdep') m.softdeps.push(value);
-      else if (key === 'weakdep') m.weakdeps.push(value);
-    }
-    m.needs = ok.needs;
-  }
+      if (m.uncrelpath !== undefined && !byUncrelpath.addUnique(m.uncrelpath, m)) {
+        msg(LOG_LEVEL.err, `hash_add_unique ${m.uncrelpath}: File exists\n`);
+        byName.delete(m.name);
+        return false;
+      }
+      return true;
+    };
 
-  // dependencies
-  for (const m of modules) {
-    if (m.needs === undefined) continue;
-    const names = symbolNames(m.needs);
-    const { crcs, weak } = m.needs;
-    for (let k = 0; k < names.length; k++) {
-      const name = names[k];
-      const isWeak = weak![k] === 1;
-      const sym = findSymbol(name);
-      if (sym === undefined) {
-        if (cfg.printUnknown && !isWeak) msg(LOG_LEVEL.warning, `${m.path} needs unknown symbol ${name}\n`);
+    if (all) {
+      cfg.conf = loadDepmodConfig({ paths: opts.config, kernelVersion: kver, log });
+      const searchFile = (path: string, baselen: number, name: string) => {
+        if (!hasModuleExtension(name)) return;
+        const modname = modnameNormalize(name);
+        const old = byName.get(modname);
+        if (old !== undefined) {
+          if (isHigherPriority(cfg, old, baselen, modname.length, path)) return;
+          if (old.uncrelpath !== undefined) byUncrelpath.delete(old.uncrelpath);
+          byName.delete(old.name);
+        }
+        try {
+          statSync(path);
+        } catch (e) {
+          msg(LOG_LEVEL.err, `could not create module ${path}: ${strerror(errnoOf(e))}\n`);
+          msg(LOG_LEVEL.err, `failed ${path}: ${strerror(errnoOf(e))}\n`);
+          return;
+        }
+        if (!addMod(newMod(path))) {
+          msg(LOG_LEVEL.err, `could not add module ${path}: File exists\n`);
+          msg(LOG_LEVEL.err, `failed ${path}: File exists\n`);
+        }
+      };
+      const excluded = new Set(['.', '..', 'build', 'source', ...cfg.conf.excludes]);
+      const err = searchPath(dirname, excluded, searchFile, msg);
+      if (err !== 0) throw new DepmodError('crit', `could not search modules: ${strerror(err)}`, 'ENOENT');
+      for (const ext of cfg.conf.externals) searchPath(ext, excluded, searchFile, msg);
+    } else {
+      for (const path of files) {
+        if (!path.startsWith('/')) throw new DepmodError('crit', `${path}: not absolute path.`);
+        try {
+          statSync(path);
+        } catch (e) {
+          throw new DepmodError('crit', `could not create module ${path}: ${strerror(errnoOf(e))}`);
+        }
+        if (!addMod(newMod(path))) throw new DepmodError('crit', `could not add module ${path}: File exists`);
+      }
+    }
+
+    // the module array: kmod's hash order, then modules.order first
+    const modules: Mod[] = [...byName.values()];
+    modules.forEach((m, i) => (m.idx = i));
+    if (modules.length >= 0xffff) throw new DepmodError('crit', 'could not build module array: Numerical result out of range');
+    sortByModulesOrder(modules, dirname, byUncrelpath, msg);
+    result.modules = modules.length;
+
+    // read every module (on worker threads when there are many)
+    pool ??= ModulePool.start(Math.min(workerCount(opts.parallel), Math.ceil(modules.length / BATCH) - 1));
+    const parts = await readModules(modules.map((m) => m.path), pool);
+    for (let i = 0; i < modules.length; i++) {
+      const m = modules[i];
+      const p = parts[i];
+      if ('errno' in p) {
+        const fail = p as DepmodReadFailure;
+        if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+        msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(fail.errno)}\n`);
+        // libkmod opens the file again for the .modinfo and for the needed symbols
+        if (fail.codecMessage) {
+          msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+          msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+        }
         continue;
       }
-      if (cfg.checkSymvers && sym.crc !== crcs[k] && !isWeak && cfg.printUnknown) {
-        msg(LOG_LEVEL.warning, `${m.path} disagrees about version of symbol ${name}\n`);
+      const ok = p as DepmodParts;
+      if (ok.exportsErrno !== undefined) msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(ok.exportsErrno)}\n`);
+      if (ok.exports !== undefined) {
+        const names = symbolNames(ok.exports);
+        for (let k = 0; k < names.length; k++) addSymbol(names[k], false, ok.exports.crcs[k], m);
       }
-      const owner = sym.owner;
-      if (owner === undefined || m.depSet.has(owner)) continue;
-      m.depSet.add(owner);
-      m.deps.push(owner);
-      owner.users++;
-      opts.onShow?.(`${m.path} needs "${sym.name}": ${owner.path}\n`);
+      for (const s of ok.modinfo) {
+        const eq = s.indexOf('=');
+        const key = eq === -1 ? s : s.slice(0, eq);
+        const value = eq === -1 ? '' : s.slice(eq + 1);
+        if (key === 'alias') m.aliases.push(value);
+        else if (key === 'softdep') m.softdeps.push(value);
+        else if (key === 'weakdep') m.weakdeps.push(value);
+      }
+      m.needs = ok.needs;
     }
-  }
-  topoSort(modules, msg);
 
-  const out = output(modules, symbols, cfg, opts, msg);
-  result.files = out;
-  if (opts.dryRun) return result;
-  writeAtomically(outdirname, out, msg);
-  return { ...result, written: true };
+    // dependencies
+    for (const m of modules) {
+      if (m.needs === undefined) continue;
+      const names = symbolNames(m.needs);
+      const { crcs, weak } = m.needs;
+      for (let k = 0; k < names.length; k++) {
+        const name = names[k];
+        const isWeak = weak![k] === 1;
+        const sym = findSymbol(name);
+        if (sym === undefined) {
+          if (cfg.printUnknown && !isWeak) msg(LOG_LEVEL.warning, `${m.path} needs unknown symbol ${name}\n`);
+          continue;
+        }
+        if (cfg.checkSymvers && sym.crc !== crcs[k] && !isWeak && cfg.printUnknown) {
+          msg(LOG_LEVEL.warning, `${m.path} disagrees about version of symbol ${name}\n`);
+        }
+        const owner = sym.owner;
+        if (owner === undefined || m.depSet.has(owner)) continue;
+        m.depSet.add(owner);
+        m.deps.push(owner);
+        owner.users++;
+        opts.onShow?.(`${m.path} needs "${sym.name}": ${owner.path}\n`);
+      }
+    }
+    topoSort(modules, msg);
+
+    const out = output(modules, symbols, cfg, opts, msg);
+    result.files = out;
+    if (opts.dryRun) return result;
+    writeAtomically(outdirname, out, msg);
+    return { ...result, written: true };
+  } finally {
+    void pool?.then((p) => p?.close());
+  }
 }
 
 /** `depmod_module_is_higher_priority`: whether the module already found beats `newpath`. */
@@ -966,18 +973,20 @@ function loadSystemMap(file: string, prefix: string, add: (name: string, skipped
 /** Most files per batch: big enough to make messages cheap; batches shrink towards the end so that the threads finish together. */
 const BATCH = 24;
 
+/** Worker threads beside this one: `parallel`, else one per core less this thread. */
+function workerCount(parallel: number | undefined): number {
+  return parallel ?? ModulePool.defaultSize() - 1;
+}
+
 /**
- * Reads every module's parts, in order. This thread reads batches itself and, when there are
- * enough modules to be worth it, `parallel` worker threads (default one per core, less this one)
- * take batches too; whoever is free takes the next. This thread starts at once, and a worker
- * joins when it has started (its start-up would otherwise be time nobody reads).
+ * Reads every module's parts, in order. This thread reads batches itself and the pool's worker
+ * threads (if any) take batches too; whoever is free takes the next. This thread starts at once,
+ * and a worker joins when it has started. The caller closes the pool.
  */
-async function readModules(paths: string[], parallel: number | undefined): Promise<Array<DepmodParts | DepmodReadFailure>> {
-  const cores = ModulePool.defaultSize();
-  const n = Math.min(parallel ?? cores - 1, Math.ceil(paths.length / BATCH) - 1);
+async function readModules(paths: string[], starting: Promise<ModulePool | undefined>): Promise<Array<DepmodParts | DepmodReadFailure>> {
   const scratch = scratchBuffers();
-  const pool = n > 0 ? await ModulePool.start(n) : undefined;
-  if (pool === undefined) return paths.map((p) => readDepmodParts(p, { scratch }));
+  const pool = await starting;
+  if (pool === undefined || paths.length < 2 * BATCH) return paths.map((p) => readDepmodParts(p, { scratch }));
   const threads = pool.size + 1;
   const out: Array<DepmodParts | DepmodReadFailure> = new Array(paths.length);
   let next = 0;
@@ -1001,10 +1010,6 @@ async function readModules(paths: string[], parallel: number | undefined): Promi
       await new Promise<void>((resolve) => setImmediate(resolve)); // let the workers' answers in
     }
   };
-  try {
-    await Promise.all([ownLane(), ...Array.from({ length: pool.size * 2 }, workerLane)]);
-    return out;
-  } finally {
-    pool.close();
-  }
+  await Promise.all([ownLane(), ...Array.from({ length: pool.size * 2 }, workerLane)]);
+  return out;
 }

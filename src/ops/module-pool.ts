@@ -6,6 +6,7 @@
  * @module
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
@@ -41,7 +42,8 @@ export class ModulePool {
   }
 
   /**
-   * Starts `size` workers.
+   * Starts `size` workers, at once: nothing before their creation awaits, so a caller that goes on
+   * with synchronous work (depmod's scan of the tree) has them starting meanwhile.
    * @returns the pool, or undefined when workers cannot be had (no worker script beside this
    *   file, e.g. some repackaging) — then read on the calling thread
    */
@@ -50,7 +52,7 @@ export class ModulePool {
     // beside the CommonJS bundle, the worker is bundled as CommonJS too (module-worker.cjs)
     const url = new URL(import.meta.url.endsWith('.cjs') ? './module-worker.cjs' : './module-worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
-    const { Worker } = await import('node:worker_threads');
+    const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
     const pool = new ModulePool();
     for (let i = 0; i < size; i++) {
       const slot = { w: new Worker(url), busy: 0 };
