@@ -71,6 +71,9 @@ export interface ModuleInfo {
   readonly invalidParams: readonly string[];
 }
 
+/** Most files in one request to a worker. */
+const MODINFO_BATCH = 8;
+
 /**
  * Reads the information of resolved modules, decompressing compressed files on worker threads
  * (one per core) when there are several; results come back in argument order. Close it to end
@@ -81,6 +84,7 @@ export interface ModuleInfo {
 export class ModinfoReader {
   #pool: Promise<ModulePool | undefined> | undefined;
   #scratch: Scratch | undefined;
+  #batch: Array<{ file: string; resolve: (p: ModinfoParts) => void; reject: (e: unknown) => void }> = [];
 
   /**
    * @param db the module database (for built-ins)
@@ -97,14 +101,44 @@ export class ModinfoReader {
         return Promise.reject(e);
       }
     }
-    return (this.#pool ??= ModulePool.start(this.opts.parallel ?? 0)).then(async (pool) => {
-      if (!pool) return readModinfoParts(file, { maxSize: this.opts.maxSize, xz: this.opts.xz });
-      const m = (await pool.request({ kind: 'modinfo', file, maxSize: this.opts.maxSize, xz: this.opts.xz })) as {
-        parts?: ModinfoParts;
-        error?: { kind: ModuleFileErrorKind; errno: number; message: string; format?: string };
-      };
-      if (m.error) throw new ModuleFileError(m.error.kind, file, m.error.message, { errno: m.error.errno, format: m.error.format });
-      return m.parts!;
+    return new Promise((resolve, reject) => {
+      // reads asked for in one go are sent to the workers a few files per message
+      if (this.#batch.push({ file, resolve, reject }) === 1) queueMicrotask(() => this.#flush());
+    });
+  }
+
+  /** Hands the reads asked for so far to the workers, in batches of up to {@link MODINFO_BATCH} files. */
+  #flush(): void {
+    const reads = this.#batch;
+    this.#batch = [];
+    const { maxSize, xz } = this.opts;
+    void (this.#pool ??= ModulePool.start(this.opts.parallel ?? 0)).then((pool) => {
+      if (!pool) {
+        for (const r of reads) {
+          try {
+            r.resolve(readModinfoParts(r.file, { maxSize, xz }));
+          } catch (e) {
+            r.reject(e);
+          }
+        }
+        return;
+      }
+      // small enough batches that every worker gets several (they finish together)
+      const size = Math.max(1, Math.min(MODINFO_BATCH, Math.ceil(reads.length / (pool.size * MODINFO_BATCH))));
+      for (let i = 0; i < reads.length; i += size) {
+        const chunk = reads.slice(i, i + size);
+        pool.request({ kind: 'modinfo', files: chunk.map((r) => r.file), maxSize, xz }).then(
+          (m) => {
+            const results = m.results as Array<{ parts?: ModinfoParts; error?: { kind: ModuleFileErrorKind; errno: number; message: string; format?: string } }>;
+            results.forEach(({ parts, error }, k) => {
+              const r = chunk[k];
+              if (error) r.reject(new ModuleFileError(error.kind, r.file, error.message, { errno: error.errno, format: error.format }));
+              else r.resolve(parts!);
+            });
+          },
+          (e: unknown) => chunk.forEach((r) => r.reject(e)),
+        );
+      }
     });
   }
 

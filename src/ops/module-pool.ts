@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import type { WorkerRequest } from './module-worker.js';
 
-/** Requests a worker holds at once: one being read, one waiting so that it never idles between. */
-const IN_FLIGHT = 2;
+/** Requests a worker holds at once: one being read and some waiting, so that it never idles while this thread is busy (formatting, a GC pause) before it can hand out the next. 2 left bulk modinfo workers idle; 4 made it ~10 % faster. */
+const IN_FLIGHT = 4;
 
 type Pending = { resolve: (m: Record<string, unknown>) => void; reject: (e: unknown) => void };
 

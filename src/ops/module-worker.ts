@@ -1,8 +1,10 @@
 /**
  * Worker thread body of the {@link ModulePool}: reads parts of module files off the main thread,
  * so many compressed modules are decompressed on all cores at once. Two kinds of request:
- * - `modinfo`: `{ id, kind, file, maxSize }` → `{ id, parts }` (the `.modinfo` section and the
- *   signature, {@link readModinfoParts}) or `{ id, error: { kind, errno, message, format } }`;
+ * - `modinfo`: `{ id, kind, files, maxSize, xz }` → `{ id, results }`, per file `{ parts }` (the
+ *   `.modinfo` section and the signature, {@link readModinfoParts}) or
+ *   `{ error: { kind, errno, message, format } }` (a few files per message: one message per
+ *   module was a tenth of a worker's time);
  * - `depmod`: `{ id, kind, files, maxSize }` → `{ id, results }`, one {@link readDepmodParts}
  *   result per file (a batch: one message per module would cost more than reading a small one).
  *
@@ -16,7 +18,7 @@ import { readDepmodParts, readModinfoParts, scratchBuffers } from '../file/modul
 
 /** A request from the main thread. */
 export type WorkerRequest =
-  | { id: number; kind: 'modinfo'; file: string; maxSize?: number; xz?: XzOptions }
+  | { id: number; kind: 'modinfo'; files: string[]; maxSize?: number; xz?: XzOptions }
   | { id: number; kind: 'depmod'; files: string[]; maxSize?: number }
   | { id: number; kind: 'insert'; file: string; insert: InsertRequest };
 
@@ -70,14 +72,18 @@ parentPort?.on('message', (req: WorkerRequest) => {
     parentPort!.postMessage({ id: req.id, results });
     return;
   }
-  try {
-    const parts = readModinfoParts(req.file, { maxSize: req.maxSize, xz: req.xz, scratch });
-    const transfer = [parts.modinfo.buffer];
-    if (parts.signature) transfer.push(parts.signature.signer.buffer, parts.signature.keyId.buffer, parts.signature.signature.buffer);
-    parentPort!.postMessage({ id: req.id, parts }, transfer as ArrayBuffer[]);
-  } catch (e) {
-    // anything else is a bug; EIO keeps the main thread's report in kmod's shape
-    const err = e instanceof ModuleFileError ? e : new ModuleFileError('read', req.file, String((e as Error)?.message ?? e), { errno: Errno.EIO });
-    parentPort!.postMessage({ id: req.id, error: { kind: err.kind, errno: err.errno, message: err.message, format: err.format } });
-  }
+  const transfer: ArrayBuffer[] = [];
+  const results = req.files.map((file) => {
+    try {
+      const parts = readModinfoParts(file, { maxSize: req.maxSize, xz: req.xz, scratch });
+      transfer.push(parts.modinfo.buffer as ArrayBuffer);
+      if (parts.signature) transfer.push(parts.signature.signer.buffer as ArrayBuffer, parts.signature.keyId.buffer as ArrayBuffer, parts.signature.signature.buffer as ArrayBuffer);
+      return { parts };
+    } catch (e) {
+      // anything else is a bug; EIO keeps the main thread's report in kmod's shape
+      const err = e instanceof ModuleFileError ? e : new ModuleFileError('read', file, String((e as Error)?.message ?? e), { errno: Errno.EIO });
+      return { error: { kind: err.kind, errno: err.errno, message: err.message, format: err.format } };
+    }
+  });
+  parentPort!.postMessage({ id: req.id, results }, transfer);
 });
