@@ -338,10 +338,10 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
 
     // read every module (on worker threads when there are many)
     pool ??= ModulePool.start(Math.min(workerCount(opts.parallel), Math.ceil(modules.length / BATCH) - 1));
-    const parts = await readModules(modules.map((m) => m.path), pool);
-    for (let i = 0; i < modules.length; i++) {
+    // each module's symbols and aliases are taken in module order as soon as its parts are in,
+    // while later modules are still being read
+    const take = (i: number, p: DepmodParts | DepmodReadFailure): void => {
       const m = modules[i];
-      const p = parts[i];
       if ('errno' in p) {
         const fail = p as DepmodReadFailure;
         if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
@@ -351,7 +351,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
           msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
           msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
         }
-        continue;
+        return;
       }
       const ok = p as DepmodParts;
       if (ok.exportsErrno !== undefined) msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(ok.exportsErrno)}\n`);
@@ -368,7 +368,8 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
         else if (key === 'weakdep') m.weakdeps.push(value);
       }
       m.needs = ok.needs;
-    }
+    };
+    await readModules(modules.map((m) => m.path), pool, take);
 
     // dependencies
     for (const m of modules) {
@@ -979,18 +980,29 @@ function workerCount(parallel: number | undefined): number {
 }
 
 /**
- * Reads every module's parts, in order. This thread reads batches itself and the pool's worker
- * threads (if any) take batches too; whoever is free takes the next. This thread starts at once,
- * and a worker joins when it has started. The caller closes the pool.
+ * Reads every module's parts and hands each to `take` in module order, as soon as it and all
+ * before it are in. This thread reads batches itself and the pool's worker threads (if any) take
+ * batches too; whoever is free takes the next. This thread starts at once, and a worker joins
+ * when it has started. The caller closes the pool.
  */
-async function readModules(paths: string[], starting: Promise<ModulePool | undefined>): Promise<Array<DepmodParts | DepmodReadFailure>> {
+async function readModules(paths: string[], starting: Promise<ModulePool | undefined>, take: (i: number, parts: DepmodParts | DepmodReadFailure) => void): Promise<void> {
   const scratch = scratchBuffers();
   const pool = await starting;
-  if (pool === undefined || paths.length < 2 * BATCH) return paths.map((p) => readDepmodParts(p, { scratch }));
+  if (pool === undefined || paths.length < 2 * BATCH) {
+    paths.forEach((p, i) => take(i, readDepmodParts(p, { scratch })));
+    return;
+  }
   const threads = pool.size + 1;
-  const out: Array<DepmodParts | DepmodReadFailure> = new Array(paths.length);
+  const out: Array<DepmodParts | DepmodReadFailure | undefined> = new Array(paths.length);
   let next = 0;
-  const take = (): [number, number] => {
+  let taken = 0;
+  const advance = (): void => {
+    while (taken < paths.length && out[taken] !== undefined) {
+      take(taken, out[taken]!);
+      out[taken++] = undefined; // nothing of it is needed any more
+    }
+  };
+  const claim = (): [number, number] => {
     const start = next;
     next = Math.min(paths.length, start + Math.max(1, Math.min(BATCH, Math.floor((paths.length - start) / (3 * threads)))));
     return [start, next];
@@ -998,18 +1010,19 @@ async function readModules(paths: string[], starting: Promise<ModulePool | undef
   // two batches in flight per worker, so that none waits for this thread between batches
   const workerLane = async (): Promise<void> => {
     while (next < paths.length) {
-      const [start, end] = take();
+      const [start, end] = claim();
       const m = (await pool.request({ kind: 'depmod', files: paths.slice(start, end) })) as { results: Array<DepmodParts | DepmodReadFailure> };
       for (let i = 0; i < m.results.length; i++) out[start + i] = m.results[i];
+      advance();
     }
   };
   const ownLane = async (): Promise<void> => {
     while (next < paths.length) {
-      const [start, end] = take();
+      const [start, end] = claim();
       for (let i = start; i < end; i++) out[i] = readDepmodParts(paths[i], { scratch });
+      advance();
       await new Promise<void>((resolve) => setImmediate(resolve)); // let the workers' answers in
     }
   };
   await Promise.all([ownLane(), ...Array.from({ length: pool.size * 2 }, workerLane)]);
-  return out;
 }
