@@ -163,24 +163,36 @@ export class KmodElf {
     }
   }
 
-  /** `elf_get_uint`: an unsigned integer of 1, 2, 4 or 8 bytes in the file's byte order (as a number). */
+  /**
+   * `elf_get_uint`: an unsigned integer of 1, 2, 4 or 8 bytes in the file's byte order (as a
+   * number). Plain byte arithmetic: Buffer's readUInt32LE checks its arguments on every call, and
+   * this runs for every symbol of every module. Callers check offsets against the image first.
+   */
   uint(off: number, size: number): number {
     const b = this.#b;
+    if (this.msb) {
+      switch (size) {
+        case 1:
+          return b[off];
+        case 2:
+          return (b[off] << 8) | b[off + 1];
+        case 4:
+          return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+        default:
+          return this.uint(off, 4) * 0x100000000 + this.uint(off + 4, 4);
+      }
+    }
     switch (size) {
       case 1:
         return b[off];
       case 2:
-        return this.msb ? b.readUInt16BE(off) : b.readUInt16LE(off);
+        return b[off] | (b[off + 1] << 8);
       case 4:
-        return this.msb ? b.readUInt32BE(off) : b.readUInt32LE(off);
-      default: {
-        const hi = this.msb ? b.readUInt32BE(off) : b.readUInt32LE(off + 4);
-        const lo = this.msb ? b.readUInt32BE(off + 4) : b.readUInt32LE(off);
-        return hi * 0x100000000 + lo;
-      }
+        return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
+      default:
+        return this.uint(off + 4, 4) * 0x100000000 + this.uint(off, 4);
     }
   }
-
 
   #big(off: number, size: number): bigint {
     if (size !== 8) return BigInt(this.uint(off, size));
