@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Coldplug in a real kernel: `modprobe -a -b` over every device's modalias in the guest (QEMU,
-// TCG), Debian's modprobe (/opt/kmod/bin) against kmod-ts's (/sbin/modprobe) with and without
-// `-j 2`, in one boot. Every run starts from the same state: all modules unloaded with kmod's
+// TCG), Debian's modprobe against kmod-ts's (/sbin/modprobe) with and without `-j 2`, in one
+// boot. Debian's modprobe is the guest's own Debian release's: kmod 34.2 in the Debian 13 guest
+// (/opt/kmod-ref/bin), kmod 30 in the Debian 12 one (/opt/kmod/bin; scripts/mkrootfs.mjs
+// kmodRefBin); the output names the version. Every run starts from the same state: all modules unloaded with kmod's
 // rmmod until nothing more goes (the kernel keeps a few the coldplug loaded, e.g.
 // crct10dif_pclmul, which the crc-t10dif library holds). Runs alternate, the order rotating each
 // round; the first round is a warm-up (the first coldplug after boot is several times slower:
@@ -16,11 +18,13 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, imageFor } from './vm.mjs';
+import { kmodRefBin } from './mkrootfs.mjs';
+import { parseKernel } from './kernels.mjs';
 import { median } from './bench-modinfo.mjs';
 
-/** What is compared: a label and the command, the modaliases appended. */
+/** What is compared: a label and the command, the modaliases appended (`$REF`: the reference kmod's directory). */
 export const COLDPLUG_CONTENDERS = [
-  { name: "Debian's modprobe -a -b", cmd: '/opt/kmod/bin/modprobe -a -b' },
+  { name: "Debian's modprobe -a -b", cmd: '$REF/modprobe -a -b' },
   { name: 'kmod-ts modprobe -a -b', cmd: '/sbin/modprobe -a -b' },
   { name: 'kmod-ts modprobe -a -b -j 2', cmd: '/sbin/modprobe -a -b -j 2' },
 ];
@@ -30,9 +34,11 @@ export const COLDPLUG_CONTENDERS = [
  * @param {number} runs
  * @param {string} [setup] shell lines run first (e.g. another modprobe put in place of ours)
  */
-export function coldplugScript(runs, setup = '') {
+export function coldplugScript(runs, setup = '', ref = '/opt/kmod/bin') {
   const lines = [
     setup,
+    `REF=${ref}`,
+    'echo "@@REF $($REF/kmod --version | head -n 1)@@"',
     'dmesg -n 1',
     'set -- $(find /sys/devices -name modalias -exec cat {} + 2>/dev/null | sort -u)',
     'echo "@@ALIASES $#@@"',
@@ -62,7 +68,7 @@ export function coldplugScript(runs, setup = '') {
 /**
  * Boot `kernel`, run the coldplug rounds, return the samples and medians per contender.
  * @param {{ kernel?: 'd12'|'d13', runs?: number, smp?: number, image?: string, setup?: string }} [opts]
- * @returns {Promise<{ kernel: string, kver: string, aliases: number, baseline: string,
+ * @returns {Promise<{ kernel: string, kver: string, aliases: number, baseline: string, reference: string,
  *   contenders: { name: string, samples: {wall: number, cpu: number, rc: number, modules: number}[],
  *   wall: number, cpu: number, modules: number[] }[] }>}
  * @throws {Error} when the guest does not finish or a contender's runs are missing
@@ -71,7 +77,10 @@ export async function benchColdplug({ kernel = 'd13', runs = 5, smp = 2, image, 
   image ??= await imageFor(kernel);
   // Under TCG on a loaded machine one coldplug can take a minute (unloading as long again).
   const timeoutMs = Math.max(900_000, (runs + 1) * COLDPLUG_CONTENDERS.length * 150_000);
-  const r = await runInVm({ kernel, image, script: coldplugScript(runs, setup), smp, memory: 1536, timeoutMs });
+  const { name, arch } = parseKernel(kernel);
+  const r = await runInVm({ kernel, image, script: coldplugScript(runs, setup, kmodRefBin({ name, arch })), smp, memory: 1536, timeoutMs });
+  // `kmod version 34.2`
+  const reference = r.output.match(/@@REF (.*)@@/)?.[1].trim() ?? '';
   const aliases = Number(r.output.match(/@@ALIASES (\d+)@@/)?.[1] ?? NaN);
   const baseline = r.output.match(/@@BASE (.*)@@/)?.[1].trim() ?? '';
   const contenders = COLDPLUG_CONTENDERS.map((c) => ({ name: c.name, samples: [] }));
@@ -89,7 +98,7 @@ export async function benchColdplug({ kernel = 'd13', runs = 5, smp = 2, image, 
     c.cpu = median(c.samples.map((s) => s.cpu));
     c.modules = [...new Set(c.samples.map((s) => s.modules))];
   }
-  return { kernel, kver: r.kver, aliases, baseline, contenders };
+  return { kernel, kver: r.kver, aliases, baseline, reference, contenders };
 }
 
 async function main(argv) {
@@ -109,7 +118,7 @@ async function main(argv) {
     return 0;
   }
   for (const r of results) {
-    process.stdout.write(`${r.kernel} ${r.kver}: ${r.aliases} modaliases, ${runs} rounds, ${smp} CPUs; left loaded after unloading: ${r.baseline || 'nothing'}\n`);
+    process.stdout.write(`${r.kernel} ${r.kver}: ${r.aliases} modaliases, ${runs} rounds, ${smp} CPUs; reference: Debian's ${r.reference}; left loaded after unloading: ${r.baseline || 'nothing'}\n`);
     const ref = r.contenders[0];
     for (const c of r.contenders) {
       process.stdout.write(`  ${c.name.padEnd(30)} ${String(c.wall).padStart(6)} ms wall ${String(c.cpu).padStart(6)} ms cpu  ` +

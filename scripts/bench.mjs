@@ -460,7 +460,7 @@ if (!APPLETS.includes('modprobe')) {
         'coldplug',
         `${r.kver}: ${c.name.replace(/^kmod-ts /, '')}, ${r.aliases} modaliases → ${c.modules.join('/')} modules`,
         `${fmt(c.wall)} ms wall, ${fmt(c.cpu)} ms cpu`,
-        `${ref.name.replace(/ -a -b$/, '')}: ${fmt(ref.wall)} / ${fmt(ref.cpu)} (→ ${ref.modules.join('/')})`,
+        `${ref.name.replace(/ -a -b$/, '')} (${r.reference.replace(/ version/, '')}): ${fmt(ref.wall)} / ${fmt(ref.cpu)} (→ ${ref.modules.join('/')})`,
         `${fmt(c.wall / ref.wall, 2)}× / ${fmt(c.cpu / ref.cpu, 2)}×`,
         '≤ 1.0× wall',
       ]);

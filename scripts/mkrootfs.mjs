@@ -15,6 +15,9 @@
 //                                  modinfo/depmod
 //   /opt/kmod/bin/{kmod,insmod,rmmod,lsmod,modinfo,modprobe,depmod}   Debian's kmod, for
 //                                  side-by-side comparison (not on PATH)
+//   /opt/kmod-ref/bin/...          (Debian 13 amd64 images) Debian 13's own kmod 34.2, the
+//                                  reference of modprobe and depmod (scripts/kmod-ref.mjs), with its
+//                                  own glibc and libraries in /opt/kmod-ref/lib (KMOD_REF_DIRS)
 //   /lib/modules/KVER              the kernel's modules with modules.dep (scripts/kernels.mjs)
 //   /root/dummy.ko.xz              (kernels with uncompressed modules) dummy.ko, xz'd as kbuild does
 //
@@ -45,6 +48,7 @@ import { ensureKernel, cacheDir, projectDir, KERNELS, privateApt, downloadAndUnp
 import { archOf, HOST_ARCH } from './arch.mjs';
 import { bundle as buildBundle } from './bundle.mjs';
 import { qemuArgs } from './qemu.mjs';
+import { ensureKmodRef } from './kmod-ref.mjs';
 
 const run = promisify(execFile);
 const LAYER_VERSION = 1;
@@ -363,6 +367,48 @@ async function baseLayer(compress, arch = HOST_ARCH) {
 }
 
 /**
+ * Where an image keeps the kmod that modprobe and depmod are compared with in the guest: Debian
+ * 13's amd64 images carry Debian 13's own kmod 34.2 (the reference of issue 12) in
+ * /opt/kmod-ref/bin, every other image only the base layer's kmod in /opt/kmod/bin (on amd64 this
+ * machine's, Debian 12's kmod 30).
+ * @param {{ name: string, arch: string }} k the kernel (scripts/kernels.mjs)
+ * @returns {string} the directory of the applet links
+ */
+export function kmodRefBin(k) {
+  return k.name === 'd13' && k.arch === 'amd64' ? '/opt/kmod-ref/bin' : '/opt/kmod/bin';
+}
+
+/**
+ * The layer with Debian 13's kmod 34.2 (scripts/kmod-ref.mjs) under /opt/kmod-ref: the binary and
+ * the libraries it loads (its own glibc and dynamic loader among them, in /opt/kmod-ref/lib, so
+ * the image's older glibc is never mixed in), and in /opt/kmod-ref/bin a small sh script per applet
+ * that runs it through that loader (`--library-path`, `--argv0 APPLET`: kmod picks the applet from
+ * argv[0]). The script costs one busybox sh start per run.
+ */
+async function kmodRefLayer(compress) {
+  const ref = await ensureKmodRef();
+  const libs = ['ld-linux-x86-64.so.2', 'libc.so.6', 'libcrypto.so.3', 'libz.so.1', 'libzstd.so.1', 'liblzma.so.5'];
+  const key = `kmod-ref-${fingerprint([LAYER_VERSION, ref.version, ref.kmod, KMOD_APPLETS, ...libs])}`;
+  return cachedLayer(key, compress, async (file) => {
+    log(`building the kmod ${ref.version} reference layer`);
+    const stage = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-ref-'));
+    try {
+      for (const l of libs) await put(stage, await fs.realpath(path.join(ref.libraryPath, l)), `/opt/kmod-ref/lib/${l}`, 0o755);
+      await put(stage, ref.kmod, '/opt/kmod-ref/lib/kmod', 0o755);
+      const wrapper = '#!/bin/sh\n# Debian 13\'s kmod ' + ref.version + ' with its own libraries (scripts/mkrootfs.mjs)\n' +
+        'exec /opt/kmod-ref/lib/ld-linux-x86-64.so.2 --library-path /opt/kmod-ref/lib --argv0 "${0##*/}" /opt/kmod-ref/lib/kmod "$@"\n';
+      await fs.mkdir(path.join(stage, 'opt/kmod-ref/bin'), { recursive: true });
+      await fs.writeFile(path.join(stage, 'opt/kmod-ref/bin/kmod'), wrapper, { mode: 0o755 });
+      for (const a of KMOD_APPLETS) await fs.symlink('kmod', path.join(stage, 'opt/kmod-ref/bin', a));
+      await fs.writeFile(path.join(stage, 'opt/kmod-ref/VERSION'), `${ref.version}\n`);
+      await cpioDir(stage, file);
+    } finally {
+      await fs.rm(stage, { recursive: true, force: true });
+    }
+  });
+}
+
+/**
  * Names of modules (with their dependencies, from modules.dep) to keep, as paths relative to the
  * modules directory; `undefined` keeps them all. Names and modules.dep are read by the library's
  * own module database (dist/src: `npm run build` first).
@@ -563,6 +609,7 @@ export async function buildRootfs(opts = {}) {
   await fs.mkdir(path.dirname(out), { recursive: true });
 
   const layers = [await baseLayer(compress, k.arch), await modulesLayer(k, compress, opts.modules)];
+  if (kmodRefBin(k) === '/opt/kmod-ref/bin') layers.push(await kmodRefLayer(compress));
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kmod-ts-rootfs-'));
   let install;
   try {
