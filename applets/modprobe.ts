@@ -23,8 +23,6 @@ import {
 } from '../src/ops/probe.js';
 import { runJobs, moduleInserter, moduleSymbolVersions } from '../src/ops/probe-run.js';
 import { loadOptionsFromEnv, toJson } from './common.js';
-import { ModulePool } from '../src/ops/module-pool.js';
-import { isNativeSyscalls } from '../src/kernel/syscalls.js';
 
 const HELP_TEXT = `Usage:
 \tPROG [options] [-i] [-b] modulename
@@ -472,20 +470,16 @@ async function run(ctx: AppletContext): Promise<number> {
     };
     if (st.all) {
       if (st.jobs > 1 && !st.resolveAlias) {
-        // -j N: the insertions run on N worker threads, each making its own syscalls (a fake
-        // syscall layer, in tests, stays on this thread)
-        let pool: Promise<ModulePool | undefined> | undefined;
-        if (isNativeSyscalls(ctx.sys)) mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, load: loadOptionsFromEnv(ctx).options, report, pool: () => (pool ??= ModulePool.start(st.jobs)) });
-        try {
-          const e = await runJobs(mp, args, flags, st.jobs, {
-            notFound: (n) => log(`Module ${n} not found in directory ${dirname}`),
-            pathFailed: (p, errno) => log(`Failed to get module from path ${p}: ${strerror(errno)}`),
-            insertError: (n, e) => insertError(n, e, err),
-          });
-          return e < 0 ? 1 : 0;
-        } finally {
-          (await pool)?.close();
-        }
+        // -j N: up to N insertions in the kernel at once, their syscalls made on libuv's thread
+        // pool while this thread goes on (a syscall layer without async calls, in tests, is
+        // called synchronously)
+        mp.hooks.insert = moduleInserter({ root: ctx.root, sys: ctx.sys, load: loadOptionsFromEnv(ctx).options, report, concurrent: true });
+        const e = await runJobs(mp, args, flags, st.jobs, {
+          notFound: (n) => log(`Module ${n} not found in directory ${dirname}`),
+          pathFailed: (p, errno) => log(`Failed to get module from path ${p}: ${strerror(errno)}`),
+          insertError: (n, e) => insertError(n, e, err),
+        });
+        return e < 0 ? 1 : 0;
       }
       let status = 0;
       for (const a of args) if ((await insmod(a, undefined)) < 0) status = 1;

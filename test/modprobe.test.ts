@@ -236,7 +236,43 @@ describe('modprobe loads with dependencies, in kmod order, with kmod words', () 
     before('libcrc32c', 'xfs');
   });
 
-  it('-j N with the real syscall layer inserts from worker threads; their failures read as kmod words (no module reaches a syscall here)', async () => {
+  it('-a -j 2 keeps two insertions in the kernel at once through the async syscalls, still each after its dependencies; without -j none is async', async () => {
+    const root = tree();
+    const sys = kernel(root);
+    let inflight = 0;
+    let most = 0;
+    let asyncCalls = 0;
+    sys.initModuleAsync = async (image, params) => {
+      asyncCalls++;
+      most = Math.max(most, ++inflight);
+      // the kernel takes its time; the image is only read once the call is made
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      inflight--;
+      sys.initModule(image, params);
+    };
+    const names = ['vfat', 'br_netfilter', 'xfs', 'dummy', 'tun'];
+    const r = await modprobe(root, sys, '-a', '-j', '2', ...names);
+    assert.deepEqual(r, { status: 0, stdout: '', stderr: '' });
+    const order = inserted(sys).map(([n]) => n);
+    assert.deepEqual([...order].sort(), ['br-netfilter', 'bridge', 'dummy', 'fat', 'libcrc32c', 'llc', 'tun', 'vfat', 'xfs']);
+    assert.equal(asyncCalls, order.length);
+    assert.equal(most, 2);
+    const before = (a: string, b: string) => assert.ok(order.indexOf(a) < order.indexOf(b), `${a} before ${b} in ${order}`);
+    before('fat', 'vfat');
+    before('llc', 'bridge');
+    before('bridge', 'br-netfilter');
+    before('libcrc32c', 'xfs');
+
+    const root1 = tree();
+    const sys1 = kernel(root1);
+    let async1 = 0;
+    sys1.initModuleAsync = async () => { async1++; };
+    assert.equal((await modprobe(root1, sys1, '-a', ...names)).status, 0);
+    assert.equal(async1, 0);
+    assert.equal(inserted(sys1).length, order.length);
+  });
+
+  it('-j N with the real syscall layer: failures read as kmod words (no module reaches a syscall here)', async () => {
     // every file fails before any module syscall: missing, shorter than 6 bytes, corrupt xz
     const root = tempDir('kmod-ts-modprobe-j-');
     writeTree(root, {

@@ -60,3 +60,33 @@ describe('mmap through the FFI', () => {
     }
   });
 });
+
+describe('the module syscalls on the thread pool (modprobe -j)', () => {
+  it('fail with the errno the direct calls give, whatever this thread does meanwhile (no module can load: fd -1, a zeroed image)', async () => {
+    const sys = nativeSyscalls();
+    const errnoOf = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        assert.ok(e instanceof SyscallError);
+        return e.errno;
+      }
+      assert.fail('the call succeeded');
+    };
+    const finit = errnoOf(() => sys.finitModule(-1, '', 0));
+    const init = errnoOf(() => sys.initModule(Buffer.alloc(64), 'x=1'));
+    const pending = [sys.finitModuleAsync!(-1, '', 0), sys.initModuleAsync!(Buffer.alloc(64), 'x=1')];
+    // another errno on this thread while the calls run elsewhere (mmap of a directory: ENODEV)
+    const dir = openSync(tempDir(), 'r');
+    try {
+      assert.throws(() => sys.mmap(dir, 4096), (e: unknown) => e instanceof SyscallError && e.errno === 19);
+    } finally {
+      closeSync(dir);
+    }
+    const [a, b] = await Promise.allSettled(pending);
+    assert.ok(a.status === 'rejected' && a.reason instanceof SyscallError && a.reason.syscall === 'finit_module', String(a.status));
+    assert.equal(a.reason.errno, finit);
+    assert.ok(b.status === 'rejected' && b.reason instanceof SyscallError && b.reason.syscall === 'init_module', String(b.status));
+    assert.equal(b.reason.errno, init);
+  });
+});

@@ -39,6 +39,14 @@ export interface Syscalls {
   initModule(image: Uint8Array | Mapping, params: string): void;
   /** `finit_module(fd, params, flags)`. */
   finitModule(fd: number, params: string, flags: number): void;
+  /**
+   * `init_module` made on libuv's thread pool: this thread goes on while the kernel loads the
+   * module (`modprobe -j N`). Optional; a layer without it is called synchronously. The image
+   * must stay untouched until the promise settles.
+   */
+  initModuleAsync?(image: Uint8Array | Mapping, params: string): Promise<void>;
+  /** `finit_module` made on libuv's thread pool (see {@link initModuleAsync}). */
+  finitModuleAsync?(fd: number, params: string, flags: number): Promise<void>;
   /** `delete_module(name, flags)`. */
   deleteModule(name: string, flags: number): void;
   /** `mmap(NULL, length, PROT_READ, MAP_PRIVATE, fd, 0)`. */
@@ -75,8 +83,13 @@ export function syscallNumbers(arch: string = process.arch): { init: number; del
   return n;
 }
 
+type AsyncCall = (...argsThenCallback: unknown[]) => void;
+
 interface Native {
   syscall: (...args: unknown[]) => number | bigint;
+  /** `syscall` bound with fixed parameters (koffi cannot call a variadic function asynchronously) */
+  initAsync: AsyncCall;
+  finitAsync: AsyncCall;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
   munmap: (addr: unknown, len: number) => number;
   openlog: (ident: Buffer, option: number, facility: number) => void;
@@ -93,6 +106,12 @@ function load(): Native {
   const libc = loadNativeLibrary(null);
   native = {
     syscall: libc.func('long syscall(long number, ...)'),
+    // The same syscall(2) bound as a fixed-argument function, which koffi can run on libuv's
+    // thread pool: on Linux's x86-64 and AArch64 calling conventions integer and pointer arguments
+    // travel in the same registers whether a call is variadic or not, and syscall(2) reads them
+    // from there. koffi hands the call's errno to the callback's thread.
+    initAsync: libc.funcAsync('long syscall(long number, void *image, unsigned long len, const char *params)'),
+    finitAsync: libc.funcAsync('long syscall(long number, int fd, const char *params, int flags)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
     openlog: libc.func('void openlog(void *ident, int option, int facility)'),
@@ -113,21 +132,21 @@ function check(name: string, ret: number | bigint): void {
   if (Number(ret) === -1) throw new SyscallError(name, lastErrno());
 }
 
-function isMapping(image: Uint8Array | Mapping): image is Mapping {
-  return !(image instanceof Uint8Array);
+/** Run one thread-pool call and settle as {@link check} does. */
+function callAsync(name: string, call: AsyncCall, args: unknown[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    call(...args, (err: unknown, ret: number | bigint) => {
+      // koffi restores the call's errno on this thread for the callback: read it first
+      const errno = lastErrno();
+      if (err) reject(err);
+      else if (Number(ret) === -1) reject(new SyscallError(name, errno));
+      else resolve();
+    });
+  });
 }
 
-const NATIVE = new WeakSet<Syscalls>();
-
-/**
- * Whether a syscall layer is the real one (made by {@link nativeSyscalls}): work may then move to
- * worker threads, which make their own.
- * @param sys a syscall layer
- * @returns true for the real one
- * @example isNativeSyscalls(nativeSyscalls()) // true
- */
-export function isNativeSyscalls(sys: Syscalls): boolean {
-  return NATIVE.has(sys);
+function isMapping(image: Uint8Array | Mapping): image is Mapping {
+  return !(image instanceof Uint8Array);
 }
 
 /**
@@ -151,6 +170,17 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
       const nr = syscallNumbers(arch).finit;
       const n = load();
       check('finit_module', n.syscall(nr, 'int', fd, 'const char *', params, 'int', flags));
+    },
+    async initModuleAsync(image, params) {
+      const nr = syscallNumbers(arch).init;
+      const n = load();
+      return isMapping(image)
+        ? callAsync('init_module', n.initAsync, [nr, image.address, image.length, params])
+        : callAsync('init_module', n.initAsync, [nr, image, image.byteLength, params]);
+    },
+    async finitModuleAsync(fd, params, flags) {
+      const nr = syscallNumbers(arch).finit;
+      return callAsync('finit_module', load().finitAsync, [nr, fd, params, flags]);
     },
     deleteModule(name, flags) {
       const nr = syscallNumbers(arch).delete;
@@ -177,6 +207,5 @@ export function nativeSyscalls(arch: string = process.arch): Syscalls {
       n.closelog();
     },
   };
-  NATIVE.add(sys);
   return sys;
 }

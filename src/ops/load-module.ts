@@ -55,6 +55,11 @@ export interface LoadOptions {
   xz?: XzOptions;
   /** receives progress notes (fallbacks), for `-v` */
   onInfo?: (message: string) => void;
+  /**
+   * make the module syscalls on libuv's thread pool when the syscall layer can
+   * ({@link Syscalls.finitModuleAsync}): this thread goes on meanwhile (`modprobe -j N`)
+   */
+  concurrent?: boolean;
 }
 
 /** What {@link loadModule} did. */
@@ -95,6 +100,11 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
   const force = forceFlags(opts);
   const maxSize = opts.maxSize ?? DEFAULT_MAX_SIZE;
   const info = opts.onInfo ?? (() => {});
+  const concurrent = Boolean(opts.concurrent);
+  const finit = (fd: number, flags: number): Promise<void> | void =>
+    concurrent && sys.finitModuleAsync ? sys.finitModuleAsync(fd, params, flags) : sys.finitModule(fd, params, flags);
+  const init = (image: Uint8Array | Mapping): Promise<void> | void =>
+    concurrent && sys.initModuleAsync ? sys.initModuleAsync(image, params) : sys.initModule(image, params);
   const mf = openModuleFile(file);
   try {
     const compressed = mf.format !== 'elf';
@@ -106,7 +116,7 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
     if (useFinit) {
       const flags = force.flags | (compressed ? MODULE_INIT_COMPRESSED_FILE : 0);
       try {
-        sys.finitModule(mf.fd, params, flags);
+        await finit(mf.fd, flags);
         return { path: 'finit', format: mf.format, via: compressed ? `finit_module (in-kernel ${mf.format})` : 'finit_module', params };
       } catch (err) {
         // Fall back only when we chose this path and the kernel's decompressor may be the cause:
@@ -122,8 +132,8 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
       const mapping = tryMap(sys, mf, info);
       if (mapping) {
         try {
-          return withFinitRetry(sys, mf, params, force.flags, info, () => {
-            sys.initModule(mapping, params);
+          return await withFinitRetry(mf, params, force.flags, info, finit, async () => {
+            await init(mapping);
             return { path: 'mmap', format: mf.format, via: 'mmap+init_module', params };
           });
         } finally {
@@ -135,11 +145,11 @@ export async function loadModule(file: string, opts: LoadOptions = {}): Promise<
     if (force.modversions || force.vermagic) image = stripForForce(mf, image, force);
     const via = compressed ? `read+${mf.format}+init_module` : 'read+init_module';
     const loaded = image;
-    const run = () => {
-      sys.initModule(loaded, params);
+    const run = async () => {
+      await init(loaded);
       return { path: 'read' as const, format: mf.format, via, params };
     };
-    return compressed ? run() : withFinitRetry(sys, mf, params, force.flags, info, run);
+    return await (compressed ? run() : withFinitRetry(mf, params, force.flags, info, finit, run));
   } finally {
     mf.close();
   }
@@ -156,21 +166,21 @@ function tryMap(sys: Syscalls, mf: ModuleFile, info: (m: string) => void): Mappi
 }
 
 /** One `finit_module` retry when `init_module` is refused with EPERM while the file is on disk. */
-function withFinitRetry(
-  sys: Syscalls,
+async function withFinitRetry(
   mf: ModuleFile,
   params: string,
   flags: number,
   info: (m: string) => void,
-  attempt: () => LoadResult,
-): LoadResult {
+  finit: (fd: number, flags: number) => Promise<void> | void,
+  attempt: () => Promise<LoadResult>,
+): Promise<LoadResult> {
   try {
-    return attempt();
+    return await attempt();
   } catch (err) {
     if (!(err instanceof SyscallError) || err.errno !== Errno.EPERM || !mf.regular) throw err;
     info(`init_module of ${mf.path} refused (EPERM); retrying with finit_module`);
     try {
-      sys.finitModule(mf.fd, params, flags);
+      await finit(mf.fd, flags);
     } catch (retryErr) {
       // No finit_module at all: the original refusal is the answer.
       if (retryErr instanceof SyscallError && retryErr.errno === Errno.ENOSYS) throw err;

@@ -19,47 +19,12 @@ import { readDepmodParts, readModinfoParts, scratchBuffers } from '../file/modul
 /** A request from the main thread. */
 export type WorkerRequest =
   | { id: number; kind: 'modinfo'; files: string[]; maxSize?: number; xz?: XzOptions }
-  | { id: number; kind: 'depmod'; files: string[]; maxSize?: number }
-  | { id: number; kind: 'insert'; file: string; insert: InsertRequest };
-
-/** `modprobe -j N`: one module inserted from a worker thread, its syscalls made there. */
-export interface InsertRequest {
-  params: string;
-  forceModversion: boolean;
-  forceVermagic: boolean;
-  path?: 'finit' | 'mmap' | 'read';
-  maxSize?: number;
-  xz?: XzOptions;
-  root: string;
-}
-
-/** The answer to an `insert`: 0 or the errno, and the codec's words when decompression failed. */
-export interface InsertAnswer {
-  errno: number;
-  kind?: string;
-  format?: string;
-  message?: string;
-}
-
-async function insert(file: string, r: InsertRequest): Promise<InsertAnswer> {
-  const [{ loadModule }, { nativeSyscalls }] = await Promise.all([import('./load-module.js'), import('../kernel/syscalls.js')]);
-  try {
-    await loadModule(file, { ...r, sys: nativeSyscalls() });
-    return { errno: 0 };
-  } catch (e) {
-    const x = e as { errno?: unknown; kind?: unknown; format?: unknown; message?: unknown };
-    return { errno: typeof x.errno === 'number' ? x.errno : Errno.EIO, kind: typeof x.kind === 'string' ? x.kind : undefined, format: typeof x.format === 'string' ? x.format : undefined, message: String(x.message ?? e) };
-  }
-}
+  | { id: number; kind: 'depmod'; files: string[]; maxSize?: number };
 
 /** This thread's reusable buffers: what is kept of a module is copied out of them. */
 const scratch = scratchBuffers();
 
 parentPort?.on('message', (req: WorkerRequest) => {
-  if (req.kind === 'insert') {
-    void insert(req.file, req.insert).then((answer) => parentPort!.postMessage({ id: req.id, answer }));
-    return;
-  }
   if (req.kind === 'depmod') {
     const results = req.files.map((f) => {
       try {

@@ -6,9 +6,7 @@
  * @module
  */
 import { statSync } from 'node:fs';
-import { DecompressError, ModuleFileError, ProbeError, type ModuleFileErrorKind, type ProbeErrorKind } from '../errors.js';
-import type { ModulePool } from './module-pool.js';
-import type { InsertAnswer, InsertRequest } from './module-worker.js';
+import { DecompressError, ModuleFileError, ProbeError, type ProbeErrorKind } from '../errors.js';
 import type { CompressedFormat } from '../file/compression/index.js';
 import { readModprobeConfig } from '../db/modprobe-config.js';
 import { absolutePath, modulesDir } from '../db/module-db.js';
@@ -46,29 +44,23 @@ export function moduleInserter(opts: {
   /** receives the codec's words when a file does not decompress (kmod's `xz: File is corrupt`) */
   report?: (e: ProbeEvent) => void;
   /**
-   * worker threads to insert from (`-j N` with the real syscalls: their syscalls run in
-   * parallel), asked for on the first insertion; undefined = insert on this thread
+   * make the module syscalls on libuv's thread pool (`-j N`): this thread looks up and starts
+   * other insertions while the kernel works ({@link LoadOptions.concurrent})
    */
-  pool?: () => Promise<ModulePool | undefined>;
+  concurrent?: boolean;
 }): Inserter {
   return async (path, options, force) => {
-    const request: InsertRequest = {
-      ...opts.load,
-      params: options,
-      forceModversion: force.modversion,
-      forceVermagic: force.vermagic,
-      root: opts.root,
-    };
-    const pool = await opts.pool?.();
-    if (pool) {
-      const { answer } = (await pool.request({ kind: 'insert', file: path, insert: request })) as { answer: InsertAnswer };
-      if (answer.errno === 0) return 0;
-      const e = answer.kind ? new ModuleFileError(answer.kind as ModuleFileErrorKind, path, answer.message ?? '', { errno: answer.errno, format: answer.format }) : { errno: answer.errno };
-      return -kmodFileErrno(e, path, opts.report);
-    }
     const { loadModule } = await import('./load-module.js');
     try {
-      await loadModule(path, { ...request, sys: opts.sys });
+      await loadModule(path, {
+        ...opts.load,
+        params: options,
+        forceModversion: force.modversion,
+        forceVermagic: force.vermagic,
+        root: opts.root,
+        sys: opts.sys,
+        concurrent: opts.concurrent,
+      });
       return 0;
     } catch (e) {
       return -kmodFileErrno(e, path, opts.report);
