@@ -34,6 +34,8 @@ export interface MainIO {
   root?: string;
   /** syscall layer (default: the real one) */
   sys?: Syscalls;
+  /** told which applet runs, just before it is loaded (the entry point tunes the process for it) */
+  onApplet?: (name: string) => void;
 }
 
 /**
@@ -87,6 +89,7 @@ export async function main(argv: readonly string[], io: MainIO): Promise<number>
     cwd: currentDir(io.env.PWD),
     sys: io.sys ?? nativeSyscalls(),
   };
+  io.onApplet?.(prog);
   try {
     return await (await APPLETS[prog]()).run(ctx);
   } catch (err) {
