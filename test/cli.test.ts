@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import Module from 'node:module';
+import { Script } from 'node:vm';
 import { join, resolve } from 'node:path';
 import { tempDir, writeTree } from './helpers/modules.js';
 import { runMain } from './helpers/run.js';
@@ -165,5 +168,15 @@ describe('the shipped entry point', () => {
     const viaFallback = run(join(top, 'bin/kmod-ts.js'), ['lsmod'], { KMOD_TS_SYSROOT: sysroot });
     assert.deepEqual(viaFallback, { status: 0, stdout: LSMOD, stderr: '' });
     assert.deepEqual(run(BIN, ['lsmod'], { KMOD_TS_SYSROOT: sysroot }), viaFallback, 'the bundle prints the same');
+  });
+  it('the bundle loader compiles the main file with a code cache this node accepts, named after the main file', () => {
+    const dir = resolve('dist/bundle');
+    const main = join(dir, 'kmod-ts-main.cjs');
+    const hash = createHash('sha256').update(readFileSync(main)).digest('hex').slice(0, 16);
+    const caches = readdirSync(dir).filter((f) => f.endsWith('.v8cache'));
+    assert.deepEqual(caches, [`kmod-ts-main.${hash}.v8cache`]);
+    assert.match(readFileSync(join(dir, 'kmod-ts.cjs'), 'utf8'), new RegExp(caches[0].replaceAll('.', '\\.')));
+    const script = new Script(Module.wrap(readFileSync(main, 'utf8')), { filename: main, cachedData: readFileSync(join(dir, caches[0])) });
+    assert.equal(script.cachedDataRejected, false);
   });
 });
