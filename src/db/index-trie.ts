@@ -81,6 +81,8 @@ export class IndexNode {
   first = CHILDMAX;
   /** highest child character (meaningless without children) */
   last = 0;
+  /** children by character − `first` (a node's few children span a narrow range: indexing by
+   * the character itself gave every node a 100-slot array, most of depmod's garbage) */
   #kids: Array<IndexNode | undefined> | undefined;
   #buf: Buffer | undefined;
   #refs = 0;
@@ -111,12 +113,12 @@ export class IndexNode {
       if (this.#buf === undefined) return undefined;
       this.#kids = [];
     }
-    let kid = this.#kids[ch];
+    let kid = this.#kids[ch - this.first];
     if (kid === undefined && this.#buf !== undefined) {
       const at = this.#refs + 4 * (ch - this.first);
       if (at + 4 > this.#buf.length) throw new IndexFormatError(`child reference past the end at offset ${at}`);
       kid = readNode(this.#buf, this.#buf.readUInt32BE(at));
-      this.#kids[ch] = kid;
+      this.#kids[ch - this.first] = kid;
     }
     return kid;
   }
@@ -124,9 +126,16 @@ export class IndexNode {
   /** Sets the child for `ch`, widening first/last (depmod's trie). */
   setChild(ch: number, node: IndexNode): void {
     this.#materialize();
-    this.#kids ??= [];
-    this.#kids[ch] = node;
-    if (ch < this.first) this.first = ch;
+    if (this.#kids === undefined || !this.hasChildren) {
+      this.#kids = [node];
+      this.first = this.last = ch;
+      return;
+    }
+    if (ch < this.first) {
+      this.#kids.unshift(...new Array<undefined>(this.first - ch));
+      this.first = ch;
+    }
+    this.#kids[ch - this.first] = node;
     if (ch > this.last) this.last = ch;
   }
 
@@ -160,8 +169,7 @@ export class IndexNode {
     const ch = this.prefix.charCodeAt(j);
     this.prefix = this.prefix.slice(0, j);
     this.values = [];
-    this.#kids = [];
-    this.#kids[ch] = n;
+    this.#kids = [n];
     this.first = ch;
     this.last = ch;
   }

@@ -123,10 +123,16 @@ export class KmodHash<V> {
   /** Entries in kmod's iteration order (bucket 0…n−1, each bucket by `strcmp`). */
   *entries(): Generator<[string, V]> {
     if (this.#order === undefined) {
-      const b = this.#bucketOf;
-      // strcmp order inside a bucket: JS compares UTF-16 units, which for byte strings held as
-      // latin1 (one char per byte) is byte order
-      this.#order = [...b.keys()].sort((x, y) => b.get(x)! - b.get(y)! || (x < y ? -1 : x > y ? 1 : 0));
+      // keys grouped by bucket, then each (small) bucket sorted: strcmp order, since JS compares
+      // UTF-16 units, which for byte strings held as latin1 (one char per byte) is byte order
+      const buckets: string[][] = Array.from({ length: this.nBuckets }, () => []);
+      for (const [k, i] of this.#bucketOf) buckets[i].push(k);
+      const order: string[] = [];
+      for (const keys of buckets) {
+        if (keys.length > 1) keys.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+        for (const k of keys) order.push(k);
+      }
+      this.#order = order;
     }
     for (const k of this.#order) yield [k, this.#map.get(k)!];
   }
