@@ -86,7 +86,7 @@ export interface DepmodOptions {
   dryRun?: boolean;
   /** `.bin` node layout (default pre-order, as kmod 34) */
   layout?: IndexLayout;
-  /** worker threads reading modules besides this thread, which reads too (default: one per core less one; 0: this thread only) */
+  /** worker threads reading modules besides this thread, which reads too (default: one per core less one when many modules are compressed, else none; 0: this thread only) */
   parallel?: number;
   /** directory relative `basedir`/`outdir` are taken from (default `process.cwd()`) */
   cwd?: string;
@@ -221,8 +221,9 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     all = true;
   }
 
-  // A whole tree is always worth the workers: they start while the tree is scanned.
-  let pool = all ? ModulePool.start(workerCount(opts.parallel)) : undefined;
+  // Workers start while the tree is scanned: at once when asked for, else at the first compressed
+  // module the scan finds (see readModules for when they are worth it).
+  let pool = all && opts.parallel !== undefined ? ModulePool.start(workerCount(opts.parallel)) : undefined;
   try {
     const cfg: Cfg = {
       kver,
@@ -294,6 +295,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
       cfg.conf = loadDepmodConfig({ paths: opts.config, kernelVersion: kver, log });
       const searchFile = (path: string, baselen: number, name: string) => {
         if (!hasModuleExtension(name)) return;
+        if (pool === undefined && !name.endsWith('.ko')) pool = ModulePool.start(workerCount(opts.parallel));
         const modname = modnameNormalize(name);
         const old = byName.get(modname);
         if (old !== undefined) {
@@ -336,8 +338,15 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     sortByModulesOrder(modules, dirname, byUncrelpath, msg);
     result.modules = modules.length;
 
-    // read every module (on worker threads when there are many)
-    pool ??= ModulePool.start(Math.min(workerCount(opts.parallel), Math.ceil(modules.length / BATCH) - 1));
+    // Read every module, on worker threads too when they are worth it: uncompressed modules are
+    // read and parsed faster than a worker starts and warms up (Debian 12's tree: 393 ms on this
+    // thread alone, 434 ms with a worker), so unless workers were asked for, they take part only
+    // when many modules are compressed (their names say so; each file's format still comes from
+    // its magic).
+    const paths = modules.map((m) => m.path);
+    const compressed = paths.reduce((n, p) => n + (p.endsWith('.ko') ? 0 : 1), 0);
+    const useWorkers = paths.length >= 2 * BATCH && (opts.parallel !== undefined ? opts.parallel > 0 : compressed >= 2 * BATCH);
+    if (useWorkers) pool ??= ModulePool.start(workerCount(opts.parallel));
     // each module's symbols and aliases are taken in module order as soon as its parts are in,
     // while later modules are still being read
     const take = (i: number, p: DepmodParts | DepmodReadFailure): void => {
@@ -369,7 +378,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
       }
       m.needs = ok.needs;
     };
-    await readModules(modules.map((m) => m.path), pool, take);
+    await readModules(paths, useWorkers ? pool : undefined, take);
 
     // dependencies
     for (const m of modules) {
@@ -985,10 +994,10 @@ function workerCount(parallel: number | undefined): number {
  * batches too; whoever is free takes the next. This thread starts at once, and a worker joins
  * when it has started. The caller closes the pool.
  */
-async function readModules(paths: string[], starting: Promise<ModulePool | undefined>, take: (i: number, parts: DepmodParts | DepmodReadFailure) => void): Promise<void> {
+async function readModules(paths: string[], starting: Promise<ModulePool | undefined> | undefined, take: (i: number, parts: DepmodParts | DepmodReadFailure) => void): Promise<void> {
   const scratch = scratchBuffers();
   const pool = await starting;
-  if (pool === undefined || paths.length < 2 * BATCH) {
+  if (pool === undefined) {
     paths.forEach((p, i) => take(i, readDepmodParts(p, { scratch })));
     return;
   }
