@@ -355,7 +355,9 @@ async function run(ctx: AppletContext): Promise<number> {
       configs: cl.config,
       root: cl.dirname,
       kversion: cl.setVersion,
-      syslog: cl.syslog,
+      // kmod ≥ 31: a closed stderr (the kernel runs modprobe without one) means syslog too, decided
+      // after the options are read; it is not passed on in MODPROBE_OPTIONS
+      syslog: cl.syslog || ctx.stderr.isOpen?.() === false,
       // -q is LOG_EMERG, each -v one more (kmod applies them in order; the order shows only
       // in the rare -q -v, where both print nothing)
       verbose: cl.quiet ? LOG_EMERG : LOG_WARNING + cl.verbose,

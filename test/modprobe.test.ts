@@ -211,6 +211,19 @@ describe('modprobe loads with dependencies, in kmod order, with kmod words', () 
     assert.deepEqual(inserted(sys).map(([n]) => n), ['tun']);
   });
 
+  it('logs to syslog when stderr is closed (as the kernel runs it), without passing -s on', async () => {
+    const out = join(tempDir(), 'out');
+    const root = tree({ 'etc/modprobe.d/cmd.conf': `install dummy echo "[$MODPROBE_OPTIONS]" > ${out}\n` });
+    const sys = kernel(root);
+    const r = await runMain(['modprobe', '-S', KVER, '-q', '--', 'nosuchmodule'], { root, sys, env: {}, stderrClosed: true });
+    assert.deepEqual(r, { status: 1, stdout: '', stderr: '' });
+    const again = await runMain(['modprobe', '-S', KVER, 'nosuchmodule'], { root, sys, env: {}, stderrClosed: true });
+    assert.equal(again.stderr, '');
+    assert.deepEqual(sys.calls.filter((c) => c.syscall === 'syslog').map((c) => c.message), [`FATAL: Module nosuchmodule not found in directory ${root}/lib/modules/${KVER}`]);
+    assert.equal((await runMain(['modprobe', '-S', KVER, 'dummy'], { root, sys, env: {}, stderrClosed: true })).status, 0);
+    assert.equal(readFileSync(out, 'utf8'), '[]\n');
+  });
+
   it('loads softdeps around the module: pre first, post after; a softdep beats an install command', async () => {
     const root = tree({ 'etc/modprobe.d/soft.conf': 'softdep vfat pre: dummy post: tun\ninstall vfat /bin/false\n' });
     const sys = kernel(root);

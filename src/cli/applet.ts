@@ -12,6 +12,8 @@ import type { AppletSpec } from './options.js';
 /** Where an applet writes; `process.stdout` or a collecting buffer in tests. */
 export interface Output {
   write(text: string): unknown;
+  /** false when the descriptor behind it is closed (kmod's modprobe then logs to syslog); absent: open */
+  isOpen?(): boolean;
 }
 
 /** Everything an applet may touch. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Output } from './applet.js';
 import { main } from './main.js';
@@ -16,6 +16,14 @@ import { main } from './main.js';
 function fdOutput(fd: number): Output {
   let closed = false;
   return {
+    isOpen() {
+      try {
+        fstatSync(fd);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     write(text: string) {
       if (closed) return;
       let buf = Buffer.from(text);

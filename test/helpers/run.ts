@@ -15,13 +15,13 @@ export interface RunResult {
 /** Run `argv0 args...` in-process with a fixture root and a fake syscall layer. */
 export async function runMain(
   argv: string[],
-  opts: { root?: string; sys?: Syscalls; env?: Record<string, string | undefined> } = {},
+  opts: { root?: string; sys?: Syscalls; env?: Record<string, string | undefined>; stderrClosed?: boolean } = {},
 ): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
   const status = await main(argv, {
     stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
+    stderr: { write: (s: string) => (stderr += s), isOpen: () => !opts.stderrClosed },
     env: opts.env ?? {},
     root: 'root' in opts ? opts.root : '/nonexistent-root',
     sys: opts.sys,
