@@ -12,7 +12,10 @@ import type { AppletSpec } from './options.js';
 /** Where an applet writes; `process.stdout` or a collecting buffer in tests. */
 export interface Output {
   write(text: string): unknown;
-  /** false when the descriptor behind it is closed (kmod's modprobe then logs to syslog); absent: open */
+  /**
+   * false when the descriptor behind it was closed when the process started (kmod's modprobe then
+   * logs to syslog); absent: open
+   */
   isOpen?(): boolean;
 }
 

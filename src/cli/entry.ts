@@ -7,19 +7,26 @@
  *
  * @module
  */
-import { fstatSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Output } from './applet.js';
 import { main } from './main.js';
+
+/** /dev/null's device number (1, 3). */
+const DEV_NULL = (1 << 8) | 3;
 
 /** A synchronous writer for a descriptor: waits out EAGAIN (a non-blocking pipe), stops quietly on EPIPE. */
 function fdOutput(fd: number): Output {
   let closed = false;
   return {
     isOpen() {
+      // Node puts /dev/null, opened read-write, on a standard descriptor that was closed before
+      // any JavaScript runs; a shell's `2>/dev/null` opens it write-only.
       try {
-        fstatSync(fd);
-        return true;
+        const st = fstatSync(fd);
+        if (!st.isCharacterDevice() || st.rdev !== DEV_NULL) return true;
+        const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1];
+        return flags === undefined || (Number.parseInt(flags, 8) & 3) !== 2; // O_ACCMODE, O_RDWR
       } catch {
         return false;
       }
