@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { closeSync, existsSync, mkdirSync, openSync, opendirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, opendirSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent, type Stats } from 'node:fs';
 import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
@@ -303,13 +303,8 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
           if (old.uncrelpath !== undefined) byUncrelpath.delete(old.uncrelpath);
           byName.delete(old.name);
         }
-        try {
-          statSync(path);
-        } catch (e) {
-          msg(LOG_LEVEL.err, `could not create module ${path}: ${strerror(errnoOf(e))}\n`);
-          msg(LOG_LEVEL.err, `failed ${path}: ${strerror(errnoOf(e))}\n`);
-          return;
-        }
+        // kmod stats the file again here (kmod_module_new_from_path), which fails only if it went
+        // away since the directory was read; it is then reported when it is opened
         if (!addMod(newMod(path))) {
           msg(LOG_LEVEL.err, `could not add module ${path}: File exists\n`);
           msg(LOG_LEVEL.err, `failed ${path}: File exists\n`);
@@ -471,45 +466,42 @@ function statEntry(path: string, name: string, msg: (l: number, t: string) => vo
 
 /** `depmod_modules_search_path`: walks a tree in readdir order; returns 0 or the errno of opening it. */
 function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, baselen: number, name: string) => void, msg: (l: number, t: string) => void): number {
-  let d;
+  let top: Dirent[];
   try {
-    d = opendirSync(dir, { bufferSize: 256 });
+    top = readdirSync(dir, { withFileTypes: true });
   } catch (e) {
     const errno = errnoOf(e);
     msg(LOG_LEVEL.err, `could not open directory ${dir}: ${strerror(errno)}\n`);
     return errno;
   }
-  const walk = (dd: ReturnType<typeof opendirSync>, base: string) => {
-    try {
-      for (let e: Dirent | null = dd.readSync(); e !== null; e = dd.readSync()) {
-        const name = e.name;
-        if (excluded.has(name)) continue;
-        const path = base + name;
-        let isDir: boolean;
-        if (e.isFile()) isDir = false;
-        else if (e.isDirectory()) isDir = true;
-        else {
-          // no d_type: kmod falls back to fstatat, which follows links
-          const st = statEntry(path, name, msg);
-          if (st === undefined) continue;
-          isDir = st.isDirectory();
-        }
-        if (isDir) {
-          let sub;
-          try {
-            sub = opendirSync(path, { bufferSize: 256 });
-          } catch (err) {
-            msg(LOG_LEVEL.err, `openat(${name}, O_RDONLY): ${strerror(errnoOf(err))}\n`);
-            continue;
-          }
-          walk(sub, path + '/');
-        } else onFile(path, base.length, name);
+  // each directory read whole (getdents order, as kmod's readdir loop sees it)
+  const walk = (entries: Dirent[], base: string) => {
+    for (const e of entries) {
+      const name = e.name;
+      if (excluded.has(name)) continue;
+      const path = base + name;
+      let isDir: boolean;
+      if (e.isFile()) isDir = false;
+      else if (e.isDirectory()) isDir = true;
+      else {
+        // no d_type: kmod falls back to fstatat, which follows links
+        const st = statEntry(path, name, msg);
+        if (st === undefined) continue;
+        isDir = st.isDirectory();
       }
-    } finally {
-      dd.closeSync();
+      if (isDir) {
+        let sub;
+        try {
+          sub = readdirSync(path, { withFileTypes: true });
+        } catch (err) {
+          msg(LOG_LEVEL.err, `openat(${name}, O_RDONLY): ${strerror(errnoOf(err))}\n`);
+          continue;
+        }
+        walk(sub, path + '/');
+      } else onFile(path, base.length, name);
     }
   };
-  walk(d, dir + '/');
+  walk(top, dir + '/');
   return 0;
 }
 
