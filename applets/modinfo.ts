@@ -120,6 +120,12 @@ async function run(ctx: AppletContext): Promise<number> {
   }
   const cwd = ctx.cwd;
   const db = ModuleDb.open({ root: flags.basedir ?? ctx.root, kernelVersion: flags.kernelVersion, cwd });
+  const needInfo = flags.json || flags.field !== 'filename';
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  // Many compressed files named: the workers start now, while the arguments are looked up (their
+  // names only decide when; each file's format still comes from its magic).
+  const named = cl.operands.reduce((n, a) => n + (/\.ko\.(xz|zst|gz)$/.test(a) ? 1 : 0), 0);
+  const early = needInfo && named >= 4 ? new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: Math.min(cores, named), xz: xzFromEnv(ctx.env) }).start() : undefined;
 
   // resolve every argument first, then read them all at once so that compressed files are
   // decompressed in parallel; print strictly in argument order
@@ -133,10 +139,8 @@ async function run(ctx: AppletContext): Promise<number> {
     }
   });
   const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && !r.path.endsWith('.ko')).length : 0), 0);
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
-  const reader = new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0, xz: xzFromEnv(ctx.env) });
-  const needInfo = flags.json || flags.field !== 'filename';
+  const reader = early ?? new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0, xz: xzFromEnv(ctx.env) });
   const settle = (ref: ModuleRef): Promise<ModuleInfo | ModuleFileError | null> => {
     if (!needInfo) return Promise.resolve(null);
     return reader.read(ref).catch((e: unknown) => {

@@ -178,6 +178,16 @@ export class ModinfoReader {
     return { ...empty, fields, params, invalidParams: invalid };
   }
 
+  /**
+   * Starts the worker threads now (else at the first compressed file read), so that they are up
+   * by the time the reads come.
+   * @returns this reader
+   */
+  start(): this {
+    if ((this.opts.parallel ?? 0) > 0) this.#pool ??= ModulePool.start(this.opts.parallel ?? 0);
+    return this;
+  }
+
   /** Ends the worker threads. */
   close(): void {
     void this.#pool?.then((p) => p?.close());
