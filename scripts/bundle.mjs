@@ -175,21 +175,35 @@ new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData
 /**
  * Write V8's code cache for the main file with this machine's node, which must be the node that
  * will run it (same version and architecture; V8 refuses the cache otherwise). The cache is taken
- * after `modprobe --show-depends`, `depmod`, `modinfo` and `lsmod` over a two-module tree made
- * here, run one after the other in the same process, so that it holds the functions their
- * start-ups compile (the CLI, the option system, the module database, each applet): a cache of
- * the top level alone saved 1-2% of `modprobe --show-depends vfat`'s CPU time, one made after
- * modprobe about 12% (and 10% of `rmmod`'s). modprobe's switch to V8's interpreters (entry.ts) is skipped
+ * after `modprobe -a --show-depends` of a name and a modalias (the tree has text files and .bin
+ * indexes), `depmod`, `modinfo` and `lsmod` over a two-module tree made here, run one after the
+ * other in the same process, so that it holds the functions their start-ups compile (the CLI, the
+ * option system, the module database and index reader, each applet): a cache of the top level
+ * alone saved 1-2% of `modprobe --show-depends vfat`'s CPU time, one made after modprobe about
+ * 12% (and 10% of `rmmod`'s). modprobe's switch to V8's interpreters (entry.ts) is skipped
  * in that run: V8 ties a cache to the flags it was made with, and the loader compiles with the
  * default ones.
  */
-function writeCodeCache(outDir, cacheName) {
+async function writeCodeCache(outDir, cacheName) {
   const tree = mkdtempSync(path.join(os.tmpdir(), 'kmod-ts-cache-'));
   try {
     const mods = path.join(tree, 'lib', 'modules', '0.0');
     mkdirSync(path.join(mods, 'kernel'), { recursive: true });
-    writeFileSync(path.join(mods, 'modules.dep'), 'kernel/vfat.ko: kernel/fat.ko\nkernel/fat.ko:\n');
-    writeFileSync(path.join(mods, 'modules.alias'), 'alias fs-vfat vfat\n');
+    // the .bin indexes too (written by the library's own writer), so the cache holds their reader
+    const { outputFiles: [writer] } = await esbuild.build({
+      stdin: { contents: "export { IndexTrie } from './src/db/index-trie.ts';", resolveDir: projectDir, loader: 'ts' },
+      bundle: true, platform: 'node', format: 'cjs', write: false, logLevel: 'warning',
+    });
+    const lib = { exports: {} };
+    new Function('module', 'exports', 'require', writer.text)(lib, lib.exports, createRequire(import.meta.url));
+    const files = {
+      dep: ['modules.dep', 'kernel/vfat.ko: kernel/fat.ko\nkernel/fat.ko:\n'],
+      alias: ['modules.alias', 'alias fs-vfat vfat\nalias pci:v00008086d*sv*sd*bc01sc*i* vfat\n'],
+    };
+    for (const [kind, [name, text]] of Object.entries(files)) {
+      writeFileSync(path.join(mods, name), text);
+      writeFileSync(path.join(mods, `${name}.bin`), lib.exports.IndexTrie.fromText(text, kind).toBuffer());
+    }
     writeFileSync(path.join(mods, 'kernel', 'vfat.ko'), '');
     writeFileSync(path.join(mods, 'kernel', 'fat.ko'), '');
     // what depmod reads besides the modules (the modules themselves are empty: they fail to parse)
@@ -200,7 +214,7 @@ require('node:v8').setFlagsFromString=()=>{};
 const [dir,cache,tree]=process.argv.slice(1),f=path.join(dir,'${MAIN_FILE}');
 const s=new vm.Script(M.wrap(fs.readFileSync(f,'utf8')),{filename:f});
 const m=new M(f,module);m.filename=f;m.paths=M._nodeModulePaths(dir);
-const runs=[['modprobe','-d',tree,'-S','0.0','-C','/dev/null','--show-depends','vfat'],['depmod','-b',tree,'-C',path.join(tree,'depmod.d'),'0.0'],['modinfo','-b',tree,'-k','0.0','vfat'],['lsmod']];
+const runs=[['modprobe','-a','-d',tree,'-S','0.0','-C','/dev/null','--show-depends','vfat','pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80'],['depmod','-b',tree,'-C',path.join(tree,'depmod.d'),'0.0'],['modinfo','-b',tree,'-k','0.0','vfat'],['lsmod']];
 const next=()=>{const a=runs.shift();if(!a)return;process.argv=[process.argv[0],path.join(dir,'kmod-ts.cjs'),...a];s.runInThisContext().call(m.exports,m.exports,M.createRequire(f),m,f,dir);};
 process.on('beforeExit',next);
 process.on('exit',()=>{fs.writeFileSync(cache,s.createCachedData());process.exitCode=0;});
@@ -258,7 +272,7 @@ export async function buildJs(outDir, opts = {}) {
   const cacheName = `kmod-ts-main.${hash}.v8cache`;
   for (const f of await fs.readdir(outDir)) if (/^kmod-ts-main\.\w+\.v8cache$/.test(f)) await fs.rm(path.join(outDir, f));
   await fs.writeFile(file, LOADER(cacheName), { mode: 0o755 });
-  if (opts.codeCache ?? true) writeCodeCache(outDir, cacheName);
+  if (opts.codeCache ?? true) await writeCodeCache(outDir, cacheName);
   // The worker is CommonJS too: a worker thread starts about 8 ms sooner from it than from ESM
   // (each worker of a depmod or bulk modinfo pays that).
   await esbuild.build({ ...cjs, entryPoints: [path.join(projectDir, WORKER_ENTRY)], outfile: path.join(outDir, 'module-worker.cjs'), banner: { js: 'var __kmodTsUrl=require("url").pathToFileURL(__filename).href;' } });
