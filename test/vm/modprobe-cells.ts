@@ -4,9 +4,9 @@
  * own requests through /proc/sys/kernel/modprobe, and a coldplug of the guest's devices.
  *
  * Most cells run the same commands twice from the same state (`reset` between): with ours (the
- * `modprobe` first on PATH: kmod-ts's /sbin/modprobe) and with Debian's /opt/kmod/bin/modprobe,
- * and require exit status, stdout and stderr to be identical, on top of what each cell checks of
- * ours. `KMOD_TS_VM_MODPROBE=kmod` runs Debian's modprobe as "ours" (harness.ts), to check the
+ * `modprobe` first on PATH: kmod-ts's /sbin/modprobe) and with Debian's modprobe
+ * ({@link referenceModprobe}: kmod 34.2 on Debian 13 amd64, kmod 30 on Debian 12), and require
+ * exit status, stdout and stderr to be identical, on top of what each cell checks of ours. `KMOD_TS_VM_MODPROBE=kmod` runs Debian's modprobe as "ours" (harness.ts), to check the
  * cells themselves.
  *
  * @module
@@ -17,7 +17,15 @@ import { ok, show } from './cells.js';
 
 const KMOD = '/opt/kmod/bin';
 const OURS = 'modprobe';
-const THEIRS = `${KMOD}/modprobe`;
+
+/**
+ * The modprobe kmod-ts is compared with: the guest release's own. Debian 13's amd64 image carries
+ * Debian 13's kmod 34.2 in /opt/kmod-ref/bin (scripts/mkrootfs.mjs kmodRefBin); elsewhere the
+ * image's kmod in /opt/kmod/bin (kmod 30 on amd64).
+ */
+export function referenceModprobe(kernel: KernelName): string {
+  return kernel === 'd13' ? '/opt/kmod-ref/bin/modprobe' : `${KMOD}/modprobe`;
+}
 
 /**
  * Debian 12's kmod is built with debug logging: libkmod's messages carry their source location
@@ -40,10 +48,10 @@ function same(ours: Step | undefined, theirs: Step | undefined, what: string): v
  * `setup`), `reset` between; every step's result must be the same on both sides, then `check`
  * looks at ours.
  */
-function side(name: string, opts: { setup?: (mp: string) => string[]; steps: (mp: string) => string[]; check: (ours: Step[]) => void }): Cell {
+function side(theirs: string, name: string, opts: { setup?: (mp: string) => string[]; steps: (mp: string) => string[]; check: (ours: Step[]) => void }): Cell {
   const setup = opts.setup ?? (() => []);
-  const [so, st] = [setup(OURS), setup(THEIRS)];
-  const [o, t] = [opts.steps(OURS), opts.steps(THEIRS)];
+  const [so, st] = [setup(OURS), setup(theirs)];
+  const [o, t] = [opts.steps(OURS), opts.steps(theirs)];
   return {
     name,
     steps: [...so, ...o, 'reset', ...st, ...t],
@@ -84,17 +92,18 @@ const notFound = (name: string) => new RegExp(`^modprobe: FATAL: Module ${name} 
  */
 export function modprobeCells(kernel: KernelName): Cell[] {
   const jobs = !MODPROBE_DRY && KERNEL_FACTS[kernel].inKernel === 'xz';
+  const theirs = referenceModprobe(kernel);
   const cells: Cell[] = [];
   const add = (c: Cell) => cells.push({ ...c, name: `modprobe: ${c.name}${MODPROBE_DRY ? " [dry run: Debian's modprobe as ours]" : ''}` });
 
-  add(side('vfat loads fat, then vfat (modules.dep order), as kmod prints and loads it', {
+  add(side(theirs, 'vfat loads fat, then vfat (modules.dep order), as kmod prints and loads it', {
     steps: (mp) => [`${mp} -v vfat`, 'modorder'],
     check: ([mp, order]) => {
       exits(mp, 0, lines(insmodLine('fs/fat/fat'), insmodLine('fs/fat/vfat')), '', 'modprobe -v vfat');
       printed(order, 'vfat fat', '/proc/modules, newest first');
     },
   }));
-  add(side('-r vfat removes vfat, then fat, which it no longer needs', {
+  add(side(theirs, '-r vfat removes vfat, then fat, which it no longer needs', {
     setup: () => [`${KMOD}/insmod $(mod fs/fat/fat) && ${KMOD}/insmod $(mod fs/fat/vfat)`],
     steps: (mp) => [`${mp} -r -v vfat`, 'modnames'],
     check: ([mp, names]) => {
@@ -102,7 +111,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(names, '', 'loaded modules');
     },
   }));
-  add(side("aliases: fs-vfat, and a device's modalias (virtio network: virtio_net with its dependencies)", {
+  add(side(theirs, "aliases: fs-vfat, and a device's modalias (virtio network: virtio_net with its dependencies)", {
     steps: (mp) => [`${mp} -v fs-vfat`, 'modnames', `${mp} -R virtio:d00000001v00001AF4`, `${mp} -v virtio:d00000001v00001AF4`, 'modnames'],
     check: ([vfat, n1, r, virtio, n2]) => {
       exits(vfat, 0, lines(insmodLine('fs/fat/fat'), insmodLine('fs/fat/vfat')), '', 'modprobe -v fs-vfat');
@@ -113,7 +122,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       for (const m of ['failover', 'net_failover', 'virtio_net']) assert.match(n2.out, new RegExp(`\\b${m}\\b`), `${m} loaded; got ${show(n2)}`);
     },
   }));
-  add(side("options from /etc/modprobe.d: 'options dummy numdummies=3' gives three interfaces", {
+  add(side(theirs, "options from /etc/modprobe.d: 'options dummy numdummies=3' gives three interfaces", {
     setup: () => ["conf 'options dummy numdummies=3'"],
     steps: (mp) => [`${mp} -v dummy`, 'echo $(ls /sys/class/net)'],
     check: ([mp, net]) => {
@@ -121,7 +130,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(net, 'dummy0 dummy1 dummy2 lo', 'network interfaces');
     },
   }));
-  add(side("blacklist: -b stops a blacklisted name, an alias is stopped without -b, a plain name is not (exit 0, silent)", {
+  add(side(theirs, "blacklist: -b stops a blacklisted name, an alias is stopped without -b, a plain name is not (exit 0, silent)", {
     setup: () => ["conf 'blacklist dummy'"],
     steps: (mp) => [`${mp} -b -v dummy`, 'modnames', `${mp} -v rtnl-link-dummy`, 'modnames', `${mp} -v dummy`, 'modnames'],
     check: ([b, n1, alias, n2, plain, n3]) => {
@@ -133,7 +142,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(n3, 'dummy', 'loaded after the plain name');
     },
   }));
-  add(side('install: the command runs through /bin/sh with $CMDLINE_OPTS and MODPROBE_MODULE, and may load the module itself', {
+  add(side(theirs, 'install: the command runs through /bin/sh with $CMDLINE_OPTS and MODPROBE_MODULE, and may load the module itself', {
     setup: (mp) => ['rm -f /tmp/installed', `conf 'options dummy numdummies=2' 'install dummy echo "$MODPROBE_MODULE [$CMDLINE_OPTS]" >/tmp/installed && ${mp} --ignore-install dummy $CMDLINE_OPTS'`],
     steps: (mp) => [`${mp} dummy`, 'cat /tmp/installed', 'echo $(ls /sys/class/net)'],
     check: ([mp, inst, net]) => {
@@ -142,7 +151,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(net, 'dummy0 dummy1 lo', 'network interfaces');
     },
   }));
-  add(side('softdep: pre first, the module, then post', {
+  add(side(theirs, 'softdep: pre first, the module, then post', {
     setup: () => ["conf 'softdep dummy pre: nls_utf8 post: nls_cp437'"],
     steps: (mp) => [`${mp} -v dummy`, 'modorder'],
     check: ([mp, order]) => {
@@ -150,7 +159,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(order, 'nls_cp437 dummy nls_utf8', '/proc/modules, newest first');
     },
   }));
-  add(side('--first-time on a loaded module is an error (without it, success); -r --first-time on one not loaded too', {
+  add(side(theirs, '--first-time on a loaded module is an error (without it, success); -r --first-time on one not loaded too', {
     setup: () => [`${KMOD}/insmod $(mod drivers/net/dummy)`],
     steps: (mp) => [`${mp} --first-time dummy`, `${mp} dummy`, `${mp} -r --first-time vfat`, 'modnames'],
     check: ([first, again, r, names]) => {
@@ -160,7 +169,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(names, 'dummy', 'loaded modules');
     },
   }));
-  add(side('not found: FATAL and exit 1; silent with -q; with -r; a WARNING with -a, the others still load', {
+  add(side(theirs, 'not found: FATAL and exit 1; silent with -q; with -r; a WARNING with -a, the others still load', {
     steps: (mp) => [`${mp} nosuchmod`, `${mp} -q nosuchmod`, `${mp} -r nosuchmod`, `${mp} -a nosuchmod dummy`, 'modnames'],
     check: ([plain, quiet, r, all, names]) => {
       exits(plain, 1, '', notFound('nosuchmod'), 'modprobe nosuchmod');
@@ -170,7 +179,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       printed(names, 'dummy', 'loaded modules');
     },
   }));
-  add(side('a non-root user: loading and removing fail with Operation not permitted', {
+  add(side(theirs, 'a non-root user: loading and removing fail with Operation not permitted', {
     steps: (mp) => [`runas 65534 ${mp} dummy`, 'modnames', `${KMOD}/insmod $(mod drivers/net/dummy)`, `runas 65534 ${mp} -r dummy`, 'modnames'],
     check: ([load, n1, , rm, n2]) => {
       exits(load, 1, '', /could not insert 'dummy': Operation not permitted\n$/, 'runas modprobe dummy');
@@ -189,7 +198,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
       'cat /proc/sys/kernel/modprobe; readlink -f $(cat /proc/sys/kernel/modprobe)',
       // the loop device is ours to load: busybox mount does not ask the kernel for it
       `${OURS} loop && ${fatImage} && ${mountFat}`, 'modnames', 'reset',
-      `echo ${THEIRS} >/proc/sys/kernel/modprobe && ${THEIRS} loop && ${fatImage} && ${mountFat}`, 'modnames',
+      `echo ${theirs} >/proc/sys/kernel/modprobe && ${theirs} loop && ${fatImage} && ${mountFat}`, 'modnames',
     ],
     check: ([path, mount, names, , kmount, knames]) => {
       exits(path, 0, `${OUR_MODPROBE.path}\n${OUR_MODPROBE.real}\n`, '', '/proc/sys/kernel/modprobe');
@@ -220,7 +229,7 @@ export function modprobeCells(kernel: KernelName): Cell[] {
   const coldplug = [
     'modaliases >/tmp/aliases; echo $(wc -l </tmp/aliases) modaliases; modnames',
     `${OURS} -a -b ${aliases}`, 'modnames', 'reset; modnames',
-    `${THEIRS} -a -b ${aliases}`, 'modnames',
+    `${theirs} -a -b ${aliases}`, 'modnames',
   ];
   // -j is kmod-ts's own (concurrent loading of independent subtrees): not in a dry run.
   if (jobs) coldplug.push('reset; modnames', `${OURS} -a -b -j 2 ${aliases}`, 'modnames');
