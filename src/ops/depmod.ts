@@ -974,6 +974,8 @@ function loadSystemMap(file: string, prefix: string, add: (name: string, skipped
 
 /** Most files per batch: big enough to make messages cheap; batches shrink towards the end so that the threads finish together. */
 const BATCH = 24;
+/** Most files this thread reads before it looks for the workers' answers. */
+const OWN_BATCH = 4;
 
 /** Worker threads beside this one: `parallel`, else one per core less this thread. */
 function workerCount(parallel: number | undefined): number {
@@ -1003,27 +1005,30 @@ async function readModules(paths: string[], starting: Promise<ModulePool | undef
       out[taken++] = undefined; // nothing of it is needed any more
     }
   };
-  const claim = (): [number, number] => {
+  const claim = (most: number): [number, number] => {
     const start = next;
-    next = Math.min(paths.length, start + Math.max(1, Math.min(BATCH, Math.floor((paths.length - start) / (3 * threads)))));
+    next = Math.min(paths.length, start + Math.max(1, Math.min(most, Math.floor((paths.length - start) / (3 * threads)))));
     return [start, next];
   };
-  // two batches in flight per worker, so that none waits for this thread between batches
+  // three batches in flight per worker, so that none waits for this thread between batches
   const workerLane = async (): Promise<void> => {
     while (next < paths.length) {
-      const [start, end] = claim();
+      const [start, end] = claim(BATCH);
       const m = (await pool.request({ kind: 'depmod', files: paths.slice(start, end) })) as { results: Array<DepmodParts | DepmodReadFailure> };
       for (let i = 0; i < m.results.length; i++) out[start + i] = m.results[i];
       advance();
     }
   };
+  // this thread's batches are small: a worker's answer waits until this thread looks up, and it
+  // is given its next batch only then (with 24-file batches here, the worker idled a third of
+  // the time)
   const ownLane = async (): Promise<void> => {
     while (next < paths.length) {
-      const [start, end] = claim();
+      const [start, end] = claim(OWN_BATCH);
       for (let i = start; i < end; i++) out[i] = readDepmodParts(paths[i], { scratch });
       advance();
       await new Promise<void>((resolve) => setImmediate(resolve)); // let the workers' answers in
     }
   };
-  await Promise.all([ownLane(), ...Array.from({ length: pool.size * 2 }, workerLane)]);
+  await Promise.all([ownLane(), ...Array.from({ length: pool.size * 3 }, workerLane)]);
 }
