@@ -179,6 +179,18 @@ describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
     await compareTree('synth-w', root, ['-w', '-v', KVER, '-C', '/nonexistent']);
   });
 
+  it('agrees on a tree of many modules named .ko.xz (read on worker threads too): the files, and a symbol that is not ASCII after a warning', async () => {
+    // plain ELF under .xz names: the names bring the workers in, each file's magic says how to read it
+    const files: Record<string, Buffer | string> = {};
+    for (let i = 0; i < 60; i++) {
+      files[`kernel/m/m${i}.ko.xz`] = synthModule({ exports: [`s${i}`, `t${i}`], needs: i > 0 ? [`s${i - 1}`] : [], modinfo: [`alias=m${i}-alias`, ...(i === 7 ? ['alias=bad]bracket'] : [])] });
+    }
+    const root = synthTree('many', files);
+    await compareTree('many', root, [KVER, '-C', '/nonexistent']);
+    const bad = synthTree('many-bad', { ...files, 'kernel/m/m30.ko.xz': synthModule({ exports: ['caf\u00e9'], modinfo: ['alias=bad]again'] }) });
+    await compareTree('many-bad', bad, [KVER, '-C', '/nonexistent'], { files: false });
+  });
+
   it('agrees on depmod.d: search, built-in, external, override, exclude, precedence, bad lines', async () => {
     const ext = path.join(work, 'external-mods');
     const files = {
