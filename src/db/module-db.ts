@@ -16,7 +16,7 @@ import { release } from 'node:os';
 import path from 'node:path';
 import { IndexTrie } from './index-trie.js';
 import { LookupError } from '../errors.js';
-import { aliasNormalize, fnmatch, modnameNormalize, pathToModname } from './names.js';
+import { aliasNormalize, fnmatch, hasModuleExtension, modnameNormalize, pathToModname } from './names.js';
 
 interface AliasEntry {
   pattern: string;
@@ -105,11 +105,8 @@ export interface ModuleRef {
   readonly fromPath: boolean;
 }
 
-/** Module file names kmod takes as files (`path_ends_with_kmod_ext`). */
-const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
-
 function isModuleFilename(arg: string): boolean {
-  if (!MODULE_EXTENSIONS.some((ext) => arg.length > ext.length && arg.endsWith(ext))) return false;
+  if (!hasModuleExtension(arg)) return false;
   try {
     return statSync(arg).isFile();
   } catch {

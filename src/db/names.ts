@@ -1,10 +1,33 @@
 /**
  * Module names and aliases as libkmod spells and matches them: `modname_normalize`,
  * `path_to_modname`, `alias_normalize`, and glibc's `fnmatch` for alias patterns. Used by the
- * module database, rmmod's argument, depmod and modprobe, and scripts/mkrootfs.mjs.
+ * module database, rmmod's argument, depmod and modprobe, and scripts/mkrootfs.mjs; and the
+ * module file extensions kmod knows.
  *
  * @module
  */
+
+/** Module file extensions kmod takes as modules (`path_ends_with_kmod_ext`; `.ko.gz` as a kmod built with zlib). */
+export const MODULE_EXTENSIONS: readonly string[] = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
+
+/**
+ * Whether a file name ends in one of {@link MODULE_EXTENSIONS} (with something before it).
+ * @example hasModuleExtension('fat.ko.xz') // true
+ */
+export function hasModuleExtension(name: string): boolean {
+  for (const ext of MODULE_EXTENSIONS) if (name.length > ext.length && name.endsWith(ext)) return true;
+  return false;
+}
+
+/**
+ * Whether a file name says the module is compressed (`.ko.gz`, `.ko.xz`, `.ko.zst`). Only for
+ * planning work (whether worker threads are worth starting); a file's format always comes from
+ * its magic bytes.
+ * @example compressedByName('fat.ko.xz') // true
+ */
+export function compressedByName(name: string): boolean {
+  return name.endsWith('.ko.xz') || name.endsWith('.ko.zst') || name.endsWith('.ko.gz');
+}
 
 /**
  * kmod's `modname_normalize`: cut at the first `.`, `-` → `_`.

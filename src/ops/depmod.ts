@@ -25,7 +25,7 @@ import os from 'node:os';
 import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
-import { aliasNormalize, modnameNormalize } from '../db/names.js';
+import { aliasNormalize, compressedByName, hasModuleExtension, modnameNormalize } from '../db/names.js';
 import { readDepmodParts, scratchBuffers, type DepmodReadFailure } from '../file/module-file.js';
 import { ModulePool } from './module-pool.js';
 import { symbolNames, type DepmodParts, type SymbolList } from '../file/elf/symbols.js';
@@ -52,9 +52,6 @@ export const DEPMOD_FILES: readonly string[] = [
 
 /** The text files among {@link DEPMOD_FILES}: what `depmod -n` prints, in this order. */
 export const DEPMOD_TEXT_FILES: readonly string[] = DEPMOD_FILES.filter((f) => !f.endsWith('.bin'));
-
-/** Module file extensions depmod considers (kmod's list; `.ko.gz` as a kmod built with zlib). */
-export const MODULE_EXTENSIONS: readonly string[] = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
 
 /** What {@link depmod} does. Every field is optional; the defaults are `depmod -a` for `uname -r`. */
 export interface DepmodOptions {
@@ -181,11 +178,6 @@ function errnoOf(e: unknown): number {
   return errnoFromCode((e as NodeJS.ErrnoException)?.code ?? '') ?? Errno.EIO;
 }
 
-function hasModuleExtension(name: string): boolean {
-  for (const ext of MODULE_EXTENSIONS) if (name.length > ext.length && name.endsWith(ext)) return true;
-  return false;
-}
-
 /**
  * Runs depmod: scans the module tree, computes kmod 34.2's eleven files and (unless `dryRun`)
  * writes them atomically.
@@ -295,7 +287,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
       cfg.conf = loadDepmodConfig({ paths: opts.config, kernelVersion: kver, log });
       const searchFile = (path: string, baselen: number, name: string) => {
         if (!hasModuleExtension(name)) return;
-        if (pool === undefined && !name.endsWith('.ko')) pool = ModulePool.start(workerCount(opts.parallel));
+        if (pool === undefined && compressedByName(name)) pool = ModulePool.start(workerCount(opts.parallel));
         const modname = modnameNormalize(name);
         const old = byName.get(modname);
         if (old !== undefined) {
@@ -339,7 +331,7 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     // when many modules are compressed (their names say so; each file's format still comes from
     // its magic).
     const paths = modules.map((m) => m.path);
-    const compressed = paths.reduce((n, p) => n + (p.endsWith('.ko') ? 0 : 1), 0);
+    const compressed = paths.reduce((n, p) => n + (compressedByName(p) ? 1 : 0), 0);
     const useWorkers = paths.length >= 2 * BATCH && (opts.parallel !== undefined ? opts.parallel > 0 : compressed >= 2 * BATCH);
     if (useWorkers) pool ??= ModulePool.start(workerCount(opts.parallel));
     // each module's symbols and aliases are taken in module order as soon as its parts are in,
@@ -347,17 +339,16 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     const take = (i: number, p: DepmodParts | DepmodReadFailure): void => {
       const m = modules[i];
       if ('errno' in p) {
-        const fail = p as DepmodReadFailure;
-        if (fail.codecMessage) msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
-        msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(fail.errno)}\n`);
+        if (p.codecMessage) msg(LOG_LEVEL.err, `${p.codecMessage}\n`);
+        msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(p.errno)}\n`);
         // libkmod opens the file again for the .modinfo and for the needed symbols
-        if (fail.codecMessage) {
-          msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
-          msg(LOG_LEVEL.err, `${fail.codecMessage}\n`);
+        if (p.codecMessage) {
+          msg(LOG_LEVEL.err, `${p.codecMessage}\n`);
+          msg(LOG_LEVEL.err, `${p.codecMessage}\n`);
         }
         return;
       }
-      const ok = p as DepmodParts;
+      const ok = p;
       if (ok.exportsErrno !== undefined) msg(LOG_LEVEL.err, `failed to load symbols from ${m.path}: ${strerror(ok.exportsErrno)}\n`);
       if (ok.exports !== undefined) {
         const names = symbolNames(ok.exports);
