@@ -6,6 +6,7 @@ import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { infoList, ModinfoReader, type ModuleInfo } from '../src/ops/modinfo.js';
 import { ModuleDb, type ModuleRef } from '../src/db/module-db.js';
+import { compressedByName } from '../src/db/names.js';
 import { LookupError, ModuleFileError } from '../src/errors.js';
 import { maxSizeFromEnv, toJson, xzFromEnv } from './common.js';
 import { HELP, parseCommandLine, VERSION, type AppletSpec, type ParsedOptions } from '../src/cli/options.js';
@@ -124,8 +125,10 @@ async function run(ctx: AppletContext): Promise<number> {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   // Many compressed files named: the workers start now, while the arguments are looked up (their
   // names only decide when; each file's format still comes from its magic).
-  const named = cl.operands.reduce((n, a) => n + (/\.ko\.(xz|zst|gz)$/.test(a) ? 1 : 0), 0);
-  const early = needInfo && named >= 4 ? new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: Math.min(cores, named), xz: xzFromEnv(ctx.env) }).start() : undefined;
+  // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
+  const readerOptions = { encoding: flags.json ? ('utf8' as const) : ('latin1' as const), maxSize: cap.maxSize, xz: xzFromEnv(ctx.env) };
+  const named = cl.operands.reduce((n, a) => n + (compressedByName(a) ? 1 : 0), 0);
+  const early = needInfo && named >= 4 ? new ModinfoReader(db, { ...readerOptions, parallel: Math.min(cores, named) }).start() : undefined;
 
   // resolve every argument first, then read them all at once so that compressed files are
   // decompressed in parallel; print strictly in argument order
@@ -138,9 +141,8 @@ async function run(ctx: AppletContext): Promise<number> {
       throw e;
     }
   });
-  const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && !r.path.endsWith('.ko')).length : 0), 0);
-  // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
-  const reader = early ?? new ModinfoReader(db, { encoding: flags.json ? 'utf8' : 'latin1', maxSize: cap.maxSize, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0, xz: xzFromEnv(ctx.env) });
+  const compressed = items.reduce((n, it) => n + ('refs' in it ? it.refs.filter((r) => r.path !== undefined && compressedByName(r.path)).length : 0), 0);
+  const reader = early ?? new ModinfoReader(db, { ...readerOptions, parallel: compressed >= 4 ? Math.min(cores, compressed) : 0 });
   const settle = (ref: ModuleRef): Promise<ModuleInfo | ModuleFileError | null> => {
     if (!needInfo) return Promise.resolve(null);
     return reader.read(ref).catch((e: unknown) => {

@@ -519,7 +519,7 @@ function putU32(out: Buffer, p: number, v: number): number {
   return p + 4;
 }
 
-/** Writes the node's own bytes at `p`, its child references from `refs` (indexed by character). */
+/** Writes the node's own bytes at `p`, its child references from `refs` (one per character from `first` to `last`). */
 function putNode(out: Buffer, p: number, n: IndexNode, refs: number[]): number {
   if (n.prefix.length > 0) p = putString(out, p, n.prefix);
   if (n.hasChildren) {

@@ -56,16 +56,16 @@ export interface Scratch {
 }
 
 /**
- * A {@link Scratch}: two buffers that grow to the largest size asked for.
+ * A {@link Scratch}: two buffers, each allocated at its first use and grown (at least doubling) to
+ * the largest size asked for.
  * @example const s = scratchBuffers(); f.readImageSync(max, undefined, s);
  */
 export function scratchBuffers(): Scratch {
-  let input = Buffer.allocUnsafe(1 << 16);
-  let output = Buffer.allocUnsafe(1 << 20);
-  return {
-    input: (size) => (input.length >= size ? input : (input = Buffer.allocUnsafe(Math.max(size, input.length * 2)))),
-    output: (size) => (output.length >= size ? output : (output = Buffer.allocUnsafe(Math.max(size, output.length * 2)))),
+  const growing = (): ((size: number) => Buffer) => {
+    let buf = Buffer.alloc(0);
+    return (size) => (buf.length >= size ? buf : (buf = Buffer.allocUnsafe(Math.max(size, buf.length * 2))));
   };
+  return { input: growing(), output: growing() };
 }
 
 /** How to open: kmod's modinfo wants six bytes of magic (the xz magic) where insmod wants four. */
@@ -258,7 +258,7 @@ export interface ModinfoParts {
  * and decompressed whole. Shared by the main thread and modinfo's decompression workers.
  * @param path the file
  * @param opts `maxSize` caps the decompressed size; `xz` picks xz's decoder and library; `scratch`
- *   a bulk reader's reusable buffers (what is returned is copied out of them)
+ *   a bulk reader's reusable buffers (what is returned is copied out of them; default: fresh ones)
  * @returns the parts
  * @throws {ModuleFileError} `open`/`read` (I/O errno), `too-short` (under six bytes, as kmod's
  *   modinfo reads six of magic), `bad-format` (not ELF), `bad-elf` (malformed), `decompress`,
@@ -268,7 +268,8 @@ export interface ModinfoParts {
 export function readModinfoParts(path: string, opts: { maxSize?: number; xz?: XzOptions; scratch?: Scratch } = {}): ModinfoParts {
   const mf = openModuleFile(path, { magicLength: 6 });
   try {
-    const src = mf.format === 'elf' ? windowedSource(mf.fd, mf.stat.size) : bufferSource(mf.readImageSync(opts.maxSize ?? DEFAULT_MAX_SIZE, opts.xz, opts.scratch));
+    const scratch = opts.scratch ?? scratchBuffers();
+    const src = mf.format === 'elf' ? windowedSource(mf.fd, mf.stat.size, scratch.input) : bufferSource(mf.readImageSync(opts.maxSize ?? DEFAULT_MAX_SIZE, opts.xz, scratch));
     let layout;
     try {
       layout = parseElfSections(src);
@@ -297,7 +298,7 @@ export function readModinfoParts(path: string, opts: { maxSize?: number; xz?: Xz
  * table, section-name table and signature all sit at its end, so three reads (header, tail,
  * `.modinfo`) usually do instead of seven.
  */
-function windowedSource(fd: number, size: number, tailSize = 16 * 1024): ByteSource {
+function windowedSource(fd: number, size: number, buffer: (size: number) => Buffer, tailSize = 16 * 1024): ByteSource {
   const direct = fdSource(fd, size);
   const start = Math.max(0, size - tailSize);
   let tail: Uint8Array | undefined;
@@ -306,11 +307,11 @@ function windowedSource(fd: number, size: number, tailSize = 16 * 1024): ByteSou
     read(offset, length) {
       if (offset >= start && offset + length <= size) {
         if (tail === undefined) {
-          // one scratch buffer for every file: readModinfoParts copies out what it keeps, and a
+          // the bulk reader's reusable buffer: readModinfoParts copies out what it keeps, and a
           // fresh 16 KiB per module was most of the garbage collector's work
-          if (scratch.length < size - start) scratch = Buffer.allocUnsafe(size - start);
-          const n = readSync(fd, scratch, 0, size - start, start);
-          tail = scratch.subarray(0, n);
+          const buf = buffer(size - start);
+          const n = readSync(fd, buf, 0, size - start, start);
+          tail = buf.subarray(0, n);
         }
         return tail.subarray(offset - start, offset - start + length);
       }
@@ -318,7 +319,6 @@ function windowedSource(fd: number, size: number, tailSize = 16 * 1024): ByteSou
     },
   };
 }
-let scratch = Buffer.allocUnsafe(16 * 1024);
 
 /** A copy with its own ArrayBuffer (Buffer#slice would share memory), so it can be transferred. */
 function copy(u: Uint8Array): Uint8Array {

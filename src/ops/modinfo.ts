@@ -5,6 +5,7 @@
  * @module
  */
 import { ModuleDb, type ModuleDbOptions, type ModuleRef } from '../db/module-db.js';
+import { compressedByName } from '../db/names.js';
 import { ModuleFileError, type ModuleFileErrorKind } from '../errors.js';
 import type { XzOptions } from '../file/compression/index.js';
 import { decodeModinfo } from '../file/elf/sections.js';
@@ -93,10 +94,15 @@ export class ModinfoReader {
    */
   constructor(readonly db: ModuleDb, readonly opts: ModinfoOptions & { parallel?: number } = {}) {}
 
+  /** Reads on this thread, into this reader's reusable buffers. */
+  #readHere(file: string): ModinfoParts {
+    return readModinfoParts(file, { maxSize: this.opts.maxSize, xz: this.opts.xz, scratch: (this.#scratch ??= scratchBuffers()) });
+  }
+
   #readParts(file: string, compressed: boolean): Promise<ModinfoParts> {
     if (!compressed || (this.opts.parallel ?? 0) <= 0) {
       try {
-        return Promise.resolve(readModinfoParts(file, { maxSize: this.opts.maxSize, xz: this.opts.xz, scratch: (this.#scratch ??= scratchBuffers()) }));
+        return Promise.resolve(this.#readHere(file));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -116,7 +122,7 @@ export class ModinfoReader {
       if (!pool) {
         for (const r of reads) {
           try {
-            r.resolve(readModinfoParts(r.file, { maxSize, xz }));
+            r.resolve(this.#readHere(r.file));
           } catch (e) {
             r.reject(e);
           }
@@ -155,7 +161,7 @@ export class ModinfoReader {
     if (ref.path === undefined) return this.#builtin(ref, enc);
     let parts: ModinfoParts;
     try {
-      parts = await this.#readParts(ref.path, !ref.path.endsWith('.ko'));
+      parts = await this.#readParts(ref.path, compressedByName(ref.path));
     } catch (e) {
       if (e instanceof ModuleFileError) throw asModinfoFault(e);
       throw e;
