@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, before, after } from 'node:test';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { IndexTrie, IndexFormatError } from '../src/db/index-trie.js';
+import { IndexTrie, IndexFormatError, IndexWriter } from '../src/db/index-trie.js';
 import { debianKernels, kmod34Depmod, type Kernel } from './helpers/kernels.js';
 
 const BIN_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin', 'modules.builtin.bin', 'modules.builtin.alias.bin'];
@@ -41,6 +41,26 @@ describe('IndexTrie in memory', () => {
 
   it('refuses bytes above 127 as kmod does', () => {
     assert.throws(() => new IndexTrie().insert('caf\u00e9', 'v', 0), /bad character .*=0xe9 - only 7-bit ASCII/);
+    assert.throws(() => new IndexWriter().add('k', 'caf\u00e9', 0), /bad character .*=0xe9 - only 7-bit ASCII/);
+  });
+
+  it('writes from entries (depmod\'s IndexWriter) what the node trie holds, in both layouts', () => {
+    const entries: Array<[string, string, number]> = [
+      ['abc', '1', 0], ['abd', '2', 1], ['ab', '3', 2], ['b', '4', 3], ['abcdef', '5', 4], ['k', 'x', 2], ['k', 'y', 1], ['k', 'z', 2], ['', 'root', 7], ['symbol:a', 'm', 9],
+    ];
+    const w = new IndexWriter({ duplicates: true });
+    for (const [k, v, p] of entries) assert.equal(w.add(k, v, p), false);
+    assert.equal(w.add('k', 'y', 5), true, 'a value already under the key');
+    assert.equal(w.add('k', 'q', 5), false);
+    const t = trieOf([...entries, ['k', 'y', 5], ['k', 'q', 5]]);
+    for (const layout of ['pre-order', 'post-order'] as const) {
+      const bytes = w.toBuffer({ layout });
+      const back = IndexTrie.fromBuffer(bytes);
+      assert.deepEqual([...back.entries()], [...t.entries()], layout);
+      assert.deepEqual(back.root.child('k'.charCodeAt(0))!.values.map((v) => v.value), ['y', 'z', 'x', 'q', 'y']);
+    }
+    assert.equal(new IndexWriter().toBuffer().length, 12, 'an empty index is its header');
+    assert.equal(IndexTrie.fromBuffer(new IndexWriter().toBuffer()).lookup('x'), undefined);
   });
 
   it('searches wildcards as libkmod does, duplicates and priority order included', () => {

@@ -1,6 +1,6 @@
 /**
- * kmod's module index (`modules.*.bin`): one radix-trie node model that is built in memory by
- * `depmod`, written in either of kmod's two layouts, read back from either layout lazily (a
+ * kmod's module index (`modules.*.bin`): one radix-trie node model that is built in memory,
+ * written in either of kmod's two layouts (depmod writes through {@link IndexWriter}), read back from either layout lazily (a
  * lookup touches only the nodes on its path), and searched exactly as libkmod searches it.
  *
  * The format (libkmod-index.c): a 12-byte header (magic `0xB007F457`, version `0x00020001`, root
@@ -15,6 +15,7 @@
  *   `searchWild` (libkmod `index_searchwild`), `dump` (`modprobe -c` / `index_dump`),
  *   `entries`, `toBuffer({ layout })`, and the readers `IndexTrie.fromBuffer` / `IndexTrie.read`
  *   (either layout) and `IndexTrie.fromText` (modules.dep / .alias / .symbols text).
+ * - {@link IndexWriter}: depmod's way in: `add` entries, `toBuffer({ layout })`, without nodes.
  * - {@link IndexNode}: the node (prefix, values, children by character).
  * - {@link IndexFormatError}: a `.bin` file that is not an index.
  *
@@ -86,10 +87,6 @@ export class IndexNode {
   #kids: Array<IndexNode | undefined> | undefined;
   #buf: Buffer | undefined;
   #refs = 0;
-  /** node size in bytes (pre-order writer) */
-  size = 0;
-  /** size of this subtree in bytes (pre-order writer) */
-  total = 0;
 
   /** @param prefix label after the arc @param values stored values */
   constructor(prefix = '', values: IndexValue[] = []) {
@@ -405,13 +402,18 @@ export class IndexTrie {
 
   /**
    * The index file's bytes in kmod's layout: pre-order (kmod ≥ 34, the default) or post-order
-   * (kmod ≤ 33).
+   * (kmod ≤ 33), written by {@link IndexWriter} from this trie's entries.
    * @param opts `layout`
    * @returns the file contents
    * @example writeFileSync('modules.alias.bin', trie.toBuffer());
    */
   toBuffer(opts: { layout?: IndexLayout } = {}): Buffer {
-    return opts.layout === 'post-order' ? writePostOrder(this.root) : writePreOrder(this.root);
+    const w = new IndexWriter();
+    // in reverse: the writer puts a later value before its equal-priority peers, so a key's
+    // values come out in their stored order
+    const all = [...this.entries()];
+    for (let i = all.length - 1; i >= 0; i--) w.add(all[i][0], all[i][1], all[i][2]);
+    return w.toBuffer(opts);
   }
 
   /**
@@ -479,7 +481,10 @@ export class IndexTrie {
   }
 }
 
+const NOT_7BIT = /[^\x00-\x7f]/;
+
 function checkString(s: string): void {
+  if (!NOT_7BIT.test(s)) return;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= CHILDMAX) {
@@ -488,115 +493,215 @@ function checkString(s: string): void {
   }
 }
 
-function mask(n: IndexNode): number {
-  return ((n.hasChildren ? F_CHILDS : 0) | (n.prefix.length > 0 ? F_PREFIX : 0) | (n.values.length > 0 ? F_VALUES : 0)) >>> 0;
-}
+/**
+ * depmod's index as it writes it: entries in, a `.bin` file out, the same bytes as building the
+ * trie node by node (`index_insert`, then `index_write`) would give, without making the nodes.
+ * The entries are sorted by key (then ascending priority, a later entry before its
+ * equal-priority peers, as `index_insert` leaves them); each node is then a range of sorted
+ * entries: its prefix is the range's common prefix, its values the entries that end there, its
+ * children the sub-ranges by the next character. (The root's prefix is always empty, as kmod's
+ * root is never split.)
+ * @example
+ * const w = new IndexWriter(); w.add('fs-vfat', 'vfat', 12); writeFileSync('modules.alias.bin', w.toBuffer());
+ */
+export class IndexWriter {
+  readonly #keys: string[] = [];
+  readonly #values: string[] = [];
+  readonly #priorities: number[] = [];
+  readonly #seen: Map<string, string[]> | undefined;
 
-function nodeSize(n: IndexNode): number {
-  let size = 0;
-  if (n.hasChildren) size += 2 + 4 * (n.last - n.first + 1);
-  if (n.prefix.length > 0) size += n.prefix.length + 1;
-  const values = n.values;
-  if (values.length > 0) {
-    size += 4;
-    for (let i = 0; i < values.length; i++) size += 5 + values[i].value.length;
+  /** @param opts `duplicates`: make {@link add} report a value already stored under its key (depmod's `-w`) */
+  constructor(opts: { duplicates?: boolean } = {}) {
+    if (opts.duplicates) this.#seen = new Map();
   }
-  return size;
-}
 
-/** A 7-bit string's bytes and its NUL at `p` (a loop: most are a few characters, where Buffer#write costs more). */
-function putString(out: Buffer, p: number, s: string): number {
-  for (let i = 0; i < s.length; i++) out[p++] = s.charCodeAt(i);
-  out[p++] = 0;
-  return p;
-}
-
-function putU32(out: Buffer, p: number, v: number): number {
-  out[p] = v >>> 24;
-  out[p + 1] = v >>> 16;
-  out[p + 2] = v >>> 8;
-  out[p + 3] = v;
-  return p + 4;
-}
-
-/** Writes the node's own bytes at `p`, its child references from `refs` (one per character from `first` to `last`). */
-function putNode(out: Buffer, p: number, n: IndexNode, refs: number[]): number {
-  if (n.prefix.length > 0) p = putString(out, p, n.prefix);
-  if (n.hasChildren) {
-    out[p++] = n.first;
-    out[p++] = n.last;
-    for (let c = n.first; c <= n.last; c++) p = putU32(out, p, refs[c - n.first]);
+  /** Number of entries. */
+  get size(): number {
+    return this.#keys.length;
   }
-  const values = n.values;
-  if (values.length > 0) {
-    p = putU32(out, p, values.length);
-    for (let i = 0; i < values.length; i++) {
-      p = putU32(out, p, values[i].priority >>> 0);
-      p = putString(out, p, values[i].value);
+
+  /**
+   * depmod's `index_insert`.
+   * @param key 7-bit ASCII key
+   * @param value 7-bit ASCII value
+   * @param priority depmod's priority
+   * @returns true when duplicates are tracked and the same value string was already added under the key
+   * @throws {RangeError} for a byte ≥ 128 in key or value (kmod: `Module index: bad character`)
+   */
+  add(key: string, value: string, priority: number): boolean {
+    checkString(key);
+    checkString(value);
+    this.#keys.push(key);
+    this.#values.push(value);
+    this.#priorities.push(priority);
+    if (this.#seen === undefined) return false;
+    const before = this.#seen.get(key);
+    if (before === undefined) {
+      this.#seen.set(key, [value]);
+      return false;
+    }
+    const dup = before.includes(value);
+    before.push(value);
+    return dup;
+  }
+
+  /**
+   * The file's bytes.
+   * @param opts `layout`: pre-order (kmod ≥ 34, the default) or post-order (kmod ≤ 33)
+   * @returns the file contents
+   */
+  toBuffer(opts: { layout?: IndexLayout } = {}): Buffer {
+    const keys = this.#keys;
+    const prios = this.#priorities;
+    const order: number[] = new Array(keys.length);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    order.sort((a, b) => {
+      const x = keys[a];
+      const y = keys[b];
+      return x < y ? -1 : x > y ? 1 : prios[a] - prios[b] || b - a;
+    });
+    return new TrieBytes(keys, this.#values, prios, order).write(opts.layout ?? 'pre-order');
+  }
+}
+
+/** One node of the sorted entries: keys order[lo..hi) share key[0..end); order[lo..v) end there. */
+interface NodeRange {
+  lo: number;
+  hi: number;
+  depth: number;
+  end: number;
+  v: number;
+}
+
+/** Writes the nodes of sorted entries ({@link IndexWriter.toBuffer}) into a growing buffer. */
+class TrieBytes {
+  #buf: Buffer;
+  #pos = 12;
+
+  constructor(
+    readonly keys: string[],
+    readonly values: string[],
+    readonly prios: number[],
+    readonly order: number[],
+  ) {
+    let bytes = 12;
+    for (let i = 0; i < keys.length; i++) bytes += keys[i].length + values[i].length + 16;
+    this.#buf = Buffer.alloc(bytes);
+  }
+
+  write(layout: IndexLayout): Buffer {
+    const n = this.keys.length;
+    const whole = this.#range(0, n, 0, true);
+    const root = layout === 'post-order' ? this.#post(whole) : this.#pre(whole);
+    const out = this.#buf;
+    out.writeUInt32BE(INDEX_MAGIC, 0);
+    out.writeUInt32BE(INDEX_VERSION, 4);
+    out.writeUInt32BE(root, 8);
+    return out.subarray(0, this.#pos);
+  }
+
+  #range(lo: number, hi: number, depth: number, root = false): NodeRange {
+    const { keys, order } = this;
+    let end = depth;
+    if (!root && lo < hi) {
+      const a = keys[order[lo]];
+      const b = keys[order[hi - 1]];
+      const m = Math.min(a.length, b.length);
+      while (end < m && a.charCodeAt(end) === b.charCodeAt(end)) end++;
+    }
+    let v = lo;
+    while (v < hi && keys[order[v]].length === end) v++;
+    return { lo, hi, depth, end, v };
+  }
+
+  /** The node's reference flags (its offset is or-ed in). */
+  #mask(r: NodeRange): number {
+    return (r.end > r.depth ? F_PREFIX : 0) | (r.v > r.lo ? F_VALUES : 0) | (r.v < r.hi ? F_CHILDS : 0);
+  }
+
+  /** Calls `each(child range, character)` for the children, in character order. */
+  #children(r: NodeRange, each: (kid: NodeRange, ch: number) => void): void {
+    const { keys, order } = this;
+    let i = r.v;
+    while (i < r.hi) {
+      const c = keys[order[i]].charCodeAt(r.end);
+      let j = i + 1;
+      while (j < r.hi && keys[order[j]].charCodeAt(r.end) === c) j++;
+      each(this.#range(i, j, r.end + 1), c);
+      i = j;
     }
   }
-  return p;
-}
 
-function header(total: number): Buffer {
-  const out = Buffer.alloc(total);
-  out.writeUInt32BE(INDEX_MAGIC, 0);
-  out.writeUInt32BE(INDEX_VERSION, 4);
-  return out;
-}
-
-/** Each node's own size and its subtree's ({@link IndexNode.size}, {@link IndexNode.total}). */
-function sizeTree(n: IndexNode): number {
-  let total = (n.size = nodeSize(n));
-  for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
-    const k = n.child(c);
-    if (k !== undefined) total += sizeTree(k);
+  /** kmod ≥ 34 (`index_write__node`): the node, then each child's subtree. */
+  #pre(r: NodeRange): number {
+    const at = this.#pos;
+    const refs = this.#node(r);
+    const first = refs === -1 ? 0 : this.keys[this.order[r.v]].charCodeAt(r.end);
+    this.#children(r, (kid, c) => this.#putU32(refs + 4 * (c - first), this.#pre(kid)));
+    return (at | this.#mask(r)) >>> 0;
   }
-  return (n.total = total);
-}
 
-/** kmod ≥ 34 (`index_calculate_size` + `index_write__node`): root at 12, children after it. */
-function writePreOrder(root: IndexNode): Buffer {
-  const out = header(12 + sizeTree(root));
-  out.writeUInt32BE((12 | mask(root)) >>> 0, 8);
-  const write = (n: IndexNode, off: number): void => {
-    const refs: number[] = [];
-    let at = off + n.size;
-    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
-      const k = n.child(c);
-      if (k === undefined) refs.push(0);
-      else {
-        refs.push((at | mask(k)) >>> 0);
-        at += k.total;
+  /** kmod ≤ 33: each child's subtree, then the node. */
+  #post(r: NodeRange): number {
+    const kids: Array<[number, number]> = [];
+    this.#children(r, (kid, c) => kids.push([c, this.#post(kid)]));
+    const at = this.#pos;
+    const refs = this.#node(r);
+    if (kids.length > 0) for (const [c, ref] of kids) this.#putU32(refs + 4 * (c - kids[0][0]), ref);
+    return (at | this.#mask(r)) >>> 0;
+  }
+
+  /** Writes the node's own bytes with its child references zeroed; returns where they start (-1: no children). */
+  #node(r: NodeRange): number {
+    const { keys, values, prios, order } = this;
+    if (r.end > r.depth) this.#putString(keys[order[r.lo]].slice(r.depth, r.end));
+    let refs = -1;
+    if (r.v < r.hi) {
+      const first = keys[order[r.v]].charCodeAt(r.end);
+      const last = keys[order[r.hi - 1]].charCodeAt(r.end);
+      const n = 4 * (last - first + 1);
+      this.#room(2 + n);
+      this.#buf[this.#pos++] = first;
+      this.#buf[this.#pos++] = last;
+      refs = this.#pos;
+      this.#buf.fill(0, refs, refs + n);
+      this.#pos += n;
+    }
+    if (r.v > r.lo) {
+      this.#room(4);
+      this.#putU32(this.#pos, r.v - r.lo);
+      this.#pos += 4;
+      for (let i = r.lo; i < r.v; i++) {
+        this.#room(4);
+        this.#putU32(this.#pos, prios[order[i]] >>> 0);
+        this.#pos += 4;
+        this.#putString(values[order[i]]);
       }
     }
-    putNode(out, off, n, refs);
-    at = off + n.size;
-    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
-      const k = n.child(c);
-      if (k === undefined) continue;
-      write(k, at);
-      at += k.total;
-    }
-  };
-  write(root, 12);
-  return out;
-}
+    return refs;
+  }
 
-/** kmod ≤ 33: children first (in character order), then the node; root reference patched last. */
-function writePostOrder(root: IndexNode): Buffer {
-  const out = header(12 + sizeTree(root));
-  let pos = 12;
-  const write = (n: IndexNode): number => {
-    const refs: number[] = [];
-    for (let c = n.first; c <= n.last && c < CHILDMAX; c++) {
-      const k = n.child(c);
-      refs.push(k === undefined ? 0 : write(k));
-    }
-    const off = pos;
-    pos = putNode(out, pos, n, refs);
-    return (off | mask(n)) >>> 0;
-  };
-  out.writeUInt32BE(write(root), 8);
-  return out;
+  #room(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    const grown = Buffer.alloc(Math.max(2 * this.#buf.length, this.#pos + n));
+    this.#buf.copy(grown, 0, 0, this.#pos);
+    this.#buf = grown;
+  }
+
+  /** A 7-bit string and its NUL (a loop for short ones, where Buffer#write costs more). */
+  #putString(s: string): void {
+    this.#room(s.length + 1);
+    const out = this.#buf;
+    if (s.length > 24) this.#pos += out.write(s, this.#pos, 'latin1');
+    else for (let i = 0; i < s.length; i++) out[this.#pos++] = s.charCodeAt(i);
+    out[this.#pos++] = 0;
+  }
+
+  #putU32(p: number, v: number): void {
+    const out = this.#buf;
+    out[p] = v >>> 24;
+    out[p + 1] = v >>> 16;
+    out[p + 2] = v >>> 8;
+    out[p + 3] = v;
+  }
 }

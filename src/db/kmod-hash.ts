@@ -61,14 +61,13 @@ export function hashSuperfast(key: string): number {
 
 /**
  * kmod's `struct hash`: string keys in `nBuckets` buckets, iterated in kmod's order. Look-ups go
- * through a Map; the bucket order is worked out once, when the entries are first iterated after
- * a change (depmod looks up ~100,000 symbols and iterates twice).
+ * through a Map; the bucket order (each key's hash) is worked out once, when the entries are
+ * first iterated after a change (depmod looks up ~100,000 symbols and iterates twice).
  * @example
  * const h = new KmodHash<number>(512); h.add('b', 1); h.add('a', 2); [...h.keys()];
  */
 export class KmodHash<V> {
   readonly #map = new Map<string, V>();
-  readonly #bucketOf = new Map<string, number>();
   #order: string[] | undefined;
 
   /** @param nBuckets a power of two (depmod: 512 for modules, 2048 for symbols) */
@@ -85,10 +84,7 @@ export class KmodHash<V> {
    * @param value the value
    */
   add(key: string, value: V): void {
-    if (!this.#map.has(key)) {
-      this.#bucketOf.set(key, hashSuperfast(key) & (this.nBuckets - 1));
-      this.#order = undefined;
-    }
+    if (this.#order !== undefined && !this.#map.has(key)) this.#order = undefined;
     this.#map.set(key, value);
   }
 
@@ -115,18 +111,18 @@ export class KmodHash<V> {
   /** `hash_del`. @returns whether it was there */
   delete(key: string): boolean {
     if (!this.#map.delete(key)) return false;
-    this.#bucketOf.delete(key);
     this.#order = undefined;
     return true;
   }
 
-  /** Entries in kmod's iteration order (bucket 0…n−1, each bucket by `strcmp`). */
-  *entries(): Generator<[string, V]> {
+  /** Keys in kmod's iteration order (bucket 0…n−1, each bucket by `strcmp`). */
+  keys(): string[] {
     if (this.#order === undefined) {
       // keys grouped by bucket, then each (small) bucket sorted: strcmp order, since JS compares
       // UTF-16 units, which for byte strings held as latin1 (one char per byte) is byte order
       const buckets: string[][] = Array.from({ length: this.nBuckets }, () => []);
-      for (const [k, i] of this.#bucketOf) buckets[i].push(k);
+      const mask = this.nBuckets - 1;
+      for (const k of this.#map.keys()) buckets[hashSuperfast(k) & mask].push(k);
       const order: string[] = [];
       for (const keys of buckets) {
         if (keys.length > 1) keys.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
@@ -134,11 +130,19 @@ export class KmodHash<V> {
       }
       this.#order = order;
     }
-    for (const k of this.#order) yield [k, this.#map.get(k)!];
+    return this.#order;
+  }
+
+  /** Entries in kmod's iteration order. */
+  entries(): Array<[string, V]> {
+    return this.keys().map((k) => [k, this.#map.get(k)!]);
   }
 
   /** Values in kmod's iteration order. */
-  *values(): Generator<V> {
-    for (const [, v] of this.entries()) yield v;
+  values(): V[] {
+    const keys = this.keys();
+    const out: V[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) out[i] = this.#map.get(keys[i])!;
+    return out;
   }
 }

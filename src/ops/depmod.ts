@@ -22,7 +22,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, opendirSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, type Dirent, type Stats } from 'node:fs';
 import os from 'node:os';
-import { IndexTrie, type IndexLayout } from '../db/index-trie.js';
+import { IndexWriter, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
 import { aliasNormalize, compressedByName, hasModuleExtension, modnameNormalize } from '../db/names.js';
@@ -629,16 +629,16 @@ function output(modules: Mod[], symbols: KmodHash<Sym>, cfg: Cfg, opts: DepmodOp
   const stdoutMode = !!opts.dryRun;
   const files: DepmodFile[] = [];
   const text = (name: string, s: string) => files.push({ name, data: Buffer.from(s, 'latin1') });
-  const bin = (name: string, t: IndexTrie | undefined) => files.push({ name, data: t === undefined ? Buffer.alloc(0) : t.toBuffer({ layout }) });
-  const insert = (t: IndexTrie, key: string, value: string, prio: number, what: string) => {
+  const bin = (name: string, t: IndexWriter | undefined) => files.push({ name, data: t === undefined ? Buffer.alloc(0) : t.toBuffer({ layout }) });
+  const insert = (t: IndexWriter, key: string, value: string, prio: number, what: string) => {
     let dup: boolean;
     try {
-      dup = t.insert(key, value, prio);
+      dup = t.add(key, value, prio);
     } catch (e) {
       if (e instanceof RangeError) throw new DepmodError('crit', e.message.replace(/\n$/, ''));
       throw e;
     }
-    if (dup && cfg.warnDups) msg(LOG_LEVEL.warning, `duplicate module ${what}:\n${what === 'deps' ? value : `${key} ${value}`}\n`);
+    if (dup) msg(LOG_LEVEL.warning, `duplicate module ${what}:\n${what === 'deps' ? value : `${key} ${value}`}\n`);
   };
 
   // modules.dep and modules.dep.bin
@@ -651,14 +651,14 @@ function output(modules: Mod[], symbols: KmodHash<Sym>, cfg: Cfg, opts: DepmodOp
     dep += `${line}\n`;
   }
   text('modules.dep', dep);
-  const depBin = new IndexTrie();
+  const depBin = new IndexWriter({ duplicates: cfg.warnDups });
   modules.forEach((m, i) => insert(depBin, m.name, depLines[i], m.idx, 'deps'));
   bin('modules.dep.bin', depBin);
 
   let alias = '# Aliases extracted from modules themselves.\n';
   for (const m of modules) for (const a of m.aliases) alias += `alias ${a} ${m.name}\n`;
   text('modules.alias', alias);
-  const aliasBin = new IndexTrie();
+  const aliasBin = new IndexWriter({ duplicates: cfg.warnDups });
   for (const m of modules) {
     for (const a of m.aliases) {
       const norm = aliasNormalize(a);
@@ -679,7 +679,7 @@ function output(modules: Mod[], symbols: KmodHash<Sym>, cfg: Cfg, opts: DepmodOp
   text('modules.weakdep', weakdep);
 
   let syms = '# Aliases for symbols, used by symbol_request().\n';
-  const symBin = new IndexTrie();
+  const symBin = new IndexWriter({ duplicates: cfg.warnDups });
   for (const s of symbols.values()) {
     if (s.owner === undefined) continue;
     syms += `alias symbol:${s.name} ${s.owner.name}\n`;
@@ -717,7 +717,7 @@ function output(modules: Mod[], symbols: KmodHash<Sym>, cfg: Cfg, opts: DepmodOp
 }
 
 /** `output_builtin_bin`: modules.builtin names (no file: a warning and an empty index file). */
-function builtinIndex(dirname: string, msg: (l: number, t: string) => void): IndexTrie | undefined {
+function builtinIndex(dirname: string, msg: (l: number, t: string) => void): IndexWriter | undefined {
   let text: string;
   try {
     text = readBounded(`${dirname}/modules.builtin`).toString('latin1');
@@ -725,13 +725,13 @@ function builtinIndex(dirname: string, msg: (l: number, t: string) => void): Ind
     msg(LOG_LEVEL.warning, `could not open modules.builtin at ${dirname}: ${strerror(errnoOf(e))}\n`);
     return undefined;
   }
-  const t = new IndexTrie();
+  const t = new IndexWriter();
   for (const line of fgetsLines(text)) {
     if (!/^[A-Za-z]/.test(line)) {
       msg(LOG_LEVEL.err, `Invalid modules.builtin line: ${line}\n`);
       continue;
     }
-    t.insert(modnameNormalize(line.slice(line.lastIndexOf('/') + 1)), '', 0);
+    t.add(modnameNormalize(line.slice(line.lastIndexOf('/') + 1)), '', 0);
   }
   return t;
 }
@@ -751,7 +751,7 @@ function fgetsLines(text: string): string[] {
 }
 
 /** `output_builtin_alias_bin`: `alias` records of modules.builtin.modinfo, read as kmod's byte loop reads them. */
-function builtinAliasIndex(dirname: string, msg: (l: number, t: string) => void): IndexTrie | undefined {
+function builtinAliasIndex(dirname: string, msg: (l: number, t: string) => void): IndexWriter | undefined {
   let buf: Buffer;
   try {
     buf = readBounded(`${dirname}/modules.builtin.modinfo`);
@@ -759,7 +759,7 @@ function builtinAliasIndex(dirname: string, msg: (l: number, t: string) => void)
     msg(LOG_LEVEL.warning, `could not open modules.builtin.modinfo at ${dirname}: ${strerror(errnoOf(e))}\n`);
     return undefined;
   }
-  const t = new IndexTrie();
+  const t = new IndexWriter();
   let pos = 0;
   const n = buf.length;
   // flush_stream_to: bytes up to `end` (or NUL, or EOF); the length when it stopped at `end`, else 0
@@ -786,7 +786,7 @@ function builtinAliasIndex(dirname: string, msg: (l: number, t: string) => void)
       msg(LOG_LEVEL.warning, `Unmatched bracket in ${value}\n`);
       continue;
     }
-    t.insert(norm, modname, 0);
+    t.add(norm, modname, 0);
   }
   return t;
 }
