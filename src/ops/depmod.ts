@@ -1021,5 +1021,8 @@ async function readModules(paths: string[], starting: Promise<ModulePool | undef
       await new Promise<void>((resolve) => setImmediate(resolve)); // let the workers' answers in
     }
   };
-  await Promise.all([ownLane(), ...Array.from({ length: pool.size * 3 }, workerLane)]);
+  // the workers' first batches are asked for before this thread reads its own (ownLane reads
+  // synchronously until its first await)
+  const lanes = Array.from({ length: pool.size * 3 }, workerLane);
+  await Promise.all([...lanes, ownLane()]);
 }
