@@ -122,6 +122,9 @@ async function compareTree(label: string, root: string, args: string[], opts: { 
   if (opts.files !== false) sameFiles(label, path.join(outK, 'lib', 'modules', KVER), path.join(outO, 'lib', 'modules', KVER));
 }
 
+// at the file's end, after both suites (the kill test below writes there too)
+after(() => rmSync(work, { recursive: true, force: true }));
+
 describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
   let kernels: Kernel[] = [];
   before(async () => {
@@ -130,8 +133,6 @@ describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
     await k.ensureKmodRef();
     ref = (args) => k.runKmodRef('depmod', args);
   });
-  after(() => rmSync(work, { recursive: true, force: true }));
-
   it('uses kmod 34.2 as the reference', async () => {
     const r = await ref(['--version']);
     assert.match(r.stdout.toString(), /^kmod version 34\.2\n/);

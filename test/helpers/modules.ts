@@ -3,7 +3,7 @@
  * appended signature, its compressed forms made by the real C tools, and fixture roots.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { appendSignature, buildElf } from './elf-builder.js';
@@ -43,9 +43,24 @@ export function compress(kind: keyof typeof COMPRESSORS | string, data: Buffer):
   return execFileSync(cmd, args, { input: data, maxBuffer: 1 << 30 });
 }
 
-/** A fresh temporary directory. */
+const made: string[] = [];
+
+/** A fresh temporary directory, removed with everything in it when the test process exits. */
 export function tempDir(prefix = 'kmod-ts-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (made.length === 0) process.on('exit', removeTempDirs);
+  made.push(dir);
+  return dir;
+}
+
+function removeTempDirs(): void {
+  for (const dir of made.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a tree a test made unremovable (as non-root) stays; the test's result is what counts
+    }
+  }
 }
 
 /** Write files (path → contents) under a directory, creating parents. */
