@@ -17,46 +17,45 @@
  * hashSuperfast('dummy') & 511; // dummy's bucket in depmod's modules_by_name
  */
 export function hashSuperfast(key: string): number {
-  let len = key.length;
-  let hash = len >>> 0;
-  const rem = len & 3;
-  len >>>= 2;
+  // int32 arithmetic throughout (same bits as C's uint32_t), reads inlined: it runs once per
+  // symbol, mostly before V8 optimizes it
+  const n = key.length;
+  let hash = n | 0;
+  const rem = n & 3;
+  const end = n - rem;
   let k = 0;
-  const u16 = (i: number) => (key.charCodeAt(i) & 0xff) | ((key.charCodeAt(i + 1) & 0xff) << 8);
-  // C's `char` is signed on x86: bytes ≥ 0x80 sign-extend where kmod reads a single char
-  const s8 = (i: number) => ((key.charCodeAt(i) & 0xff) << 24) >> 24;
-  for (; len > 0; len--) {
-    hash = (hash + u16(k)) >>> 0;
-    const tmp = ((u16(k + 2) << 11) ^ hash) >>> 0;
-    hash = ((hash << 16) ^ tmp) >>> 0;
-    k += 4;
-    hash = (hash + (hash >>> 11)) >>> 0;
+  for (; k < end; k += 4) {
+    hash = (hash + ((key.charCodeAt(k) & 0xff) | ((key.charCodeAt(k + 1) & 0xff) << 8))) | 0;
+    const tmp = (((key.charCodeAt(k + 2) & 0xff) | ((key.charCodeAt(k + 3) & 0xff) << 8)) << 11) ^ hash;
+    hash = (hash << 16) ^ tmp;
+    hash = (hash + (hash >>> 11)) | 0;
   }
+  // C's `char` is signed on x86: a byte ≥ 0x80 sign-extends where kmod reads a single char
   switch (rem) {
     case 3:
-      hash = (hash + u16(k)) >>> 0;
-      hash = (hash ^ (hash << 16)) >>> 0;
-      hash = (hash ^ (s8(k + 2) << 18)) >>> 0;
-      hash = (hash + (hash >>> 11)) >>> 0;
+      hash = (hash + ((key.charCodeAt(k) & 0xff) | ((key.charCodeAt(k + 1) & 0xff) << 8))) | 0;
+      hash ^= hash << 16;
+      hash ^= ((key.charCodeAt(k + 2) & 0xff) << 24) >> 6; // (signed char) << 18
+      hash = (hash + (hash >>> 11)) | 0;
       break;
     case 2:
-      hash = (hash + u16(k)) >>> 0;
-      hash = (hash ^ (hash << 11)) >>> 0;
-      hash = (hash + (hash >>> 17)) >>> 0;
+      hash = (hash + ((key.charCodeAt(k) & 0xff) | ((key.charCodeAt(k + 1) & 0xff) << 8))) | 0;
+      hash ^= hash << 11;
+      hash = (hash + (hash >>> 17)) | 0;
       break;
     case 1:
-      hash = (hash + s8(k)) >>> 0;
-      hash = (hash ^ (hash << 10)) >>> 0;
-      hash = (hash + (hash >>> 1)) >>> 0;
+      hash = (hash + (((key.charCodeAt(k) & 0xff) << 24) >> 24)) | 0;
+      hash ^= hash << 10;
+      hash = (hash + (hash >>> 1)) | 0;
       break;
   }
-  hash = (hash ^ (hash << 3)) >>> 0;
-  hash = (hash + (hash >>> 5)) >>> 0;
-  hash = (hash ^ (hash << 4)) >>> 0;
-  hash = (hash + (hash >>> 17)) >>> 0;
-  hash = (hash ^ (hash << 25)) >>> 0;
-  hash = (hash + (hash >>> 6)) >>> 0;
-  return hash;
+  hash ^= hash << 3;
+  hash = (hash + (hash >>> 5)) | 0;
+  hash ^= hash << 4;
+  hash = (hash + (hash >>> 17)) | 0;
+  hash ^= hash << 25;
+  hash = (hash + (hash >>> 6)) | 0;
+  return hash >>> 0;
 }
 
 /**
@@ -118,15 +117,24 @@ export class KmodHash<V> {
   /** Keys in kmod's iteration order (bucket 0…n−1, each bucket by `strcmp`). */
   keys(): string[] {
     if (this.#order === undefined) {
-      // keys grouped by bucket, then each (small) bucket sorted: strcmp order, since JS compares
-      // UTF-16 units, which for byte strings held as latin1 (one char per byte) is byte order
-      const buckets: string[][] = Array.from({ length: this.nBuckets }, () => []);
+      // a counting sort by bucket, then each (small) bucket by strcmp: JS compares UTF-16 units,
+      // which for byte strings held as latin1 (one char per byte) is byte order
+      const keys = [...this.#map.keys()];
       const mask = this.nBuckets - 1;
-      for (const k of this.#map.keys()) buckets[hashSuperfast(k) & mask].push(k);
-      const order: string[] = [];
-      for (const keys of buckets) {
-        if (keys.length > 1) keys.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-        for (const k of keys) order.push(k);
+      const bucket = new Int32Array(keys.length);
+      const start = new Int32Array(this.nBuckets + 1);
+      for (let i = 0; i < keys.length; i++) start[(bucket[i] = hashSuperfast(keys[i]) & mask) + 1]++;
+      for (let b = 0; b < this.nBuckets; b++) start[b + 1] += start[b];
+      const order: string[] = new Array(keys.length);
+      const fill = start.slice(0, this.nBuckets);
+      for (let i = 0; i < keys.length; i++) order[fill[bucket[i]]++] = keys[i];
+      for (let b = 0; b < this.nBuckets; b++) {
+        for (let i = start[b] + 1; i < start[b + 1]; i++) {
+          const k = order[i];
+          let j = i - 1;
+          for (; j >= start[b] && order[j] > k; j--) order[j + 1] = order[j];
+          order[j + 1] = k;
+        }
       }
       this.#order = order;
     }
