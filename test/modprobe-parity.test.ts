@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { debianKernels, kmodRefScript, type Kernel, type RefRun } from './helpers/kernels.js';
 import { runMain } from './helpers/run.js';
+import { compress } from './helpers/modules.js';
 import { pathToModname } from '../src/db/names.js';
 import { SyscallError } from '../src/errors.js';
 import type { Syscalls } from '../src/kernel/syscalls.js';
@@ -236,6 +237,29 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
       const files = lines.filter((_, i) => i % Math.ceil(lines.length / 12) === 0).map((l) => path.join(f.k.modulesDir, l.slice(0, l.indexOf(':'))));
       for (const file of [...files, '/etc/hostname', path.join(f.k.modulesDir, 'nosuch.ko')]) {
         for (const o of ['--show-modversions', '--show-exports']) await compare([o, file], `${kernel} ${o} ${file}`);
+      }
+    });
+
+    it(`${kernel}: --show-modversions and --show-exports of files that are no module (empty, short, garbage, a truncated or non-ELF .ko.xz, a directory)`, async () => {
+      const f = fixtures.find((x) => x.k.name === kernel)!;
+      const xz = readFileSync(path.join(f.k.modulesDir, readFileSync(path.join(f.k.modulesDir, 'modules.dep'), 'latin1').split(':')[0]));
+      const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-modversions-'));
+      try {
+        const files: Record<string, Buffer> = {
+          'empty.ko': Buffer.alloc(0),
+          'short.ko': Buffer.from('abc'),
+          'garbage.ko': Buffer.from('this is not a kernel module, only text: '.repeat(3)),
+          'trunc.ko.xz': compress('xz', Buffer.from('\x7fELF'.padEnd(4000, 'x'))).subarray(0, 40),
+          'notelf.ko.xz': compress('xz', Buffer.from('hello world, this is not ELF\n')),
+          'head.ko': xz.subarray(0, 300),
+        };
+        for (const [name, data] of Object.entries(files)) writeFileSync(path.join(dir, name), data);
+        mkdirSync(path.join(dir, 'dir.ko'));
+        for (const file of [...Object.keys(files), 'dir.ko']) {
+          for (const o of ['--show-modversions', '--show-exports']) await compare([o, path.join(dir, file)], `${kernel} ${o} ${file}`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 

@@ -6,8 +6,7 @@
  * @module
  */
 import { statSync } from 'node:fs';
-import { DecompressError, ModuleFileError, ProbeError, type ProbeErrorKind } from '../errors.js';
-import type { CompressedFormat } from '../file/compression/index.js';
+import { ModuleFileError, ProbeError, type ProbeErrorKind } from '../errors.js';
 import { readModprobeConfig } from '../db/modprobe-config.js';
 import { absolutePath, modulesDir } from '../db/module-db.js';
 import { KmodElf, type ExportedSymbol } from '../file/elf/symbols.js';
@@ -339,15 +338,13 @@ export async function removeProbed(nameOrAlias: string, opts: ProbeOptions = {})
  * @example (await moduleSymbolVersions('./vfat.ko', 'modversions'))[0] // { name: 'module_layout', crc: 0x...n }
  */
 export async function moduleSymbolVersions(file: string, which: 'modversions' | 'exports', report?: (e: ProbeEvent) => void): Promise<ExportedSymbol[]> {
-  const [{ openModuleFile }, { decompress, DEFAULT_MAX_SIZE }] = await Promise.all([import('../file/module-file.js'), import('../file/compression/index.js')]);
+  const [{ openModuleFile }, { DEFAULT_MAX_SIZE }] = await Promise.all([import('../file/module-file.js'), import('../file/compression/index.js')]);
   let image: Buffer;
   try {
-    const mf = openModuleFile(file);
+    // libkmod reads 6 magic bytes before anything else
+    const mf = openModuleFile(file, { magicLength: 6 });
     try {
-      image = mf.readAll(DEFAULT_MAX_SIZE);
-      // libkmod reads 6 magic bytes before anything else
-      if (image.length < 6) throw new ModuleFileError('too-short', file, 'too short', { errno: Errno.EINVAL });
-      if (mf.format !== 'elf') image = await decompressFor(mf.format, image, file, decompress, DEFAULT_MAX_SIZE);
+      image = await mf.readImage(DEFAULT_MAX_SIZE);
     } finally {
       mf.close();
     }
@@ -361,17 +358,3 @@ export async function moduleSymbolVersions(file: string, which: 'modversions' | 
   return exported;
 }
 
-async function decompressFor(
-  format: CompressedFormat,
-  image: Buffer,
-  file: string,
-  decompress: (f: CompressedFormat, b: Uint8Array, o: { maxSize: number }) => Promise<Buffer>,
-  maxSize: number,
-): Promise<Buffer> {
-  try {
-    return await decompress(format, image, { maxSize });
-  } catch (e) {
-    if (e instanceof DecompressError) throw new ModuleFileError('decompress', file, e.message, { errno: Errno.ENOEXEC, format: e.format, cause: e });
-    throw e;
-  }
-}
