@@ -49,4 +49,4 @@ export { strerror, errnoName, errnoFromCode } from './kernel/errno.js';
 export { VERSION } from './cli/version.js';
 export { modinfo, type ModuleInfo, type ModuleParam, type ModinfoOptions } from './ops/modinfo.js';
 export { depmod, DepmodError, DEPMOD_FILES, type DepmodOptions, type DepmodResult, type DepmodFile, type DepmodMessage } from './ops/depmod.js';
-export { IndexTrie, IndexNode, IndexFormatError, type IndexValue, type IndexLayout } from './db/index-trie.js';
+export { IndexTrie, IndexNode, IndexWriter, IndexFormatError, type IndexValue, type IndexLayout } from './db/index-trie.js';
