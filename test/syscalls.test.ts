@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SyscallError } from '../src/errors.js';
@@ -34,6 +35,20 @@ describe('an architecture without known syscall numbers', () => {
     assert.deepEqual([ins.status, ins.stdout, ins.stderr], [1, '', `insmod: ERROR: could not insert module ${file}: ${why}\n`]);
     const rm = await runMain(['rmmod', '-f', 'm'], { sys: nativeSyscalls('s390x') });
     assert.deepEqual([rm.status, rm.stdout, rm.stderr], [1, '', `rmmod: ERROR: could not remove module m: ${why}\n`]);
+  });
+});
+
+describe('loading the FFI', () => {
+  it("takes koffi's native module straight from its platform package on glibc Linux, without koffi's loader", () => {
+    // a fresh process: this one may have loaded koffi already
+    const script = `import('${new URL('../src/kernel/ffi.js', import.meta.url).href}').then((m) => {
+      const pid = m.loadNativeLibrary(null).func('int getpid(void)')();
+      const loaded = Object.keys(require.cache).filter((k) => k.includes('koffi'));
+      console.log(JSON.stringify({ pid, me: process.pid, loaded }));
+    })`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+    assert.equal(out.pid, out.me, 'getpid() through the FFI');
+    assert.deepEqual(out.loaded.map((k: string) => k.replace(/^.*node_modules\//, '')), [`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`]);
   });
 });
 

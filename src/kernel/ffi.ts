@@ -8,12 +8,44 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 let koffiModule: any;
 
 function koffi(): any {
-  return (koffiModule ??= createRequire(import.meta.url)('koffi'));
+  return (koffiModule ??= loadKoffi());
+}
+
+/**
+ * koffi's native module, required straight from koffi's package for this platform on Linux.
+ * koffi's own loader (its index.cjs) first works out the C library by reading node's ELF program
+ * headers (twice) and wraps the module in deprecation shims. That JavaScript is most of koffi's
+ * load time: in the QEMU TCG guests, `require('koffi')` took 95–160 ms and the module alone
+ * 29–37 ms, paid by every modprobe the kernel starts. The C library is told by the dynamic
+ * loader this process runs under (`/proc/self/maps`). Anything else (no /proc, another OS, a
+ * layout without the platform package, a failed load) goes through koffi's loader.
+ */
+function loadKoffi(): any {
+  const require = createRequire(import.meta.url);
+  if (process.platform === 'linux') {
+    let maps: string | undefined;
+    try {
+      maps = readFileSync('/proc/self/maps', 'latin1');
+    } catch {
+      // no /proc (early boot): koffi's loader finds out itself
+    }
+    if (maps !== undefined) {
+      const libc = maps.includes('/ld-musl-') ? 'musl' : 'linux';
+      try {
+        const native = require(`@koromix/koffi-linux-${process.arch}/${libc}_${process.arch}/koffi.node`);
+        if (typeof native?.load === 'function') return native;
+      } catch {
+        // not installed that way: koffi's loader below
+      }
+    }
+  }
+  return require('koffi');
 }
 
 /** A shared library opened through the FFI. */
