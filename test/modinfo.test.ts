@@ -8,6 +8,7 @@ import { modinfo, moduleParams, infoList } from '../src/ops/modinfo.js';
 import { LookupError } from '../src/errors.js';
 import { describeSignature, hexColumns } from '../src/file/signature.js';
 import { fnmatch, aliasNormalize, modnameNormalize } from '../src/db/names.js';
+import { loadNativeLibrary } from '../src/kernel/ffi.js';
 import { appendSignature, buildElf } from './helpers/elf-builder.js';
 import { compress, tempDir } from './helpers/modules.js';
 
@@ -285,6 +286,31 @@ describe('signature and look-up helpers', () => {
   for (const [p, s, want] of globs) {
     test(`fnmatch(${JSON.stringify(p)}, ${JSON.stringify(s)}) is ${want}`, () => assert.equal(fnmatch(p, s), want));
   }
+
+  test("fnmatch agrees with glibc's fnmatch(3) (flags 0, C locale) over 100,000 random patterns", () => {
+    const libc = loadNativeLibrary('libc.so.6').func('int fnmatch(const char *pattern, const char *string, int flags)');
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const tokens = ['a', 'b', 'z', 'A', '0', '9', ' ', '-', ']', '[', '!', '^', '*', '?', '\\', ':', '=', '.', '[:alpha:]', '[:digit:]', '[:upper:]',
+      '[:space:]', '[:xdigit:]', '[:punct:]', '[:foo:]', '[:alphaz:]', '[=a=]', '[=]', '[.a.]', '[.-.]', '[.ab.]', '[.', '[:', '[=', ':]', '.]', '=]',
+      'a-z', 'z-a', '0-9', '[a-', '[!', '[^', '[]', '[!]'];
+    const chars = 'abzA09 -]![^*?\\:=.#\t~';
+    const wrong: string[] = [];
+    for (let i = 0; i < 100000; i++) {
+      let p = '';
+      for (let k = 1 + rnd(6); k > 0; k--) p += tokens[rnd(tokens.length)];
+      let s = '';
+      for (let k = rnd(5); k > 0; k--) s += chars[rnd(chars.length)];
+      const want = libc(p, s, 0) === 0;
+      if (fnmatch(p, s) !== want && wrong.length < 5) wrong.push(`fnmatch(${JSON.stringify(p)}, ${JSON.stringify(s)}): glibc ${want}`);
+    }
+    assert.deepEqual(wrong, []);
+  });
 
   test('normalizes names and aliases as kmod does', () => {
     assert.equal(modnameNormalize('snd-hda-intel.ko.xz'), 'snd_hda_intel');

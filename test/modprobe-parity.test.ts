@@ -304,10 +304,24 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
         ['-C'],
       ];
       for (const c of cases) await compare([...base, ...c], `${kernel} modprobe ${c.join(' ')}`);
+
       // MODPROBE_OPTIONS goes before the arguments, split kmod's way (a quoted word then a space
       // gives an empty argument: "Module  not found")
       for (const opts of ['-C /dev/null --show-depends', '-C "/dev/null" --show-depends', "-q -C '/dev/null' -D", '-C /dev/null -R']) {
         await compare([...base, 'vfat'], `${kernel} MODPROBE_OPTIONS='${opts}' modprobe vfat`, { MODPROBE_OPTIONS: opts });
+      }
+    });
+
+    it(`${kernel}: modprobe.d alias patterns glibc's fnmatch reads its own way (a reversed range, an escape, classes, an unterminated bracket)`, async () => {
+      const f = fixtures.find((x) => x.k.name === kernel)!;
+      const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-globs-'));
+      try {
+        writeFileSync(path.join(dir, 'globs.conf'), 'alias foo[z-a]x dummy\nalias esc\\*d dummy\nalias cls[[:digit:]] dummy\nalias open[ab dummy\nalias neg[!a-c]z dummy\n');
+        for (const name of ['foobx', 'fooax', 'esc*d', 'escxd', 'cls1', 'clsa', 'open[ab', 'opena', 'negdz', 'negbz', 'nothing']) {
+          await compare(['-d', f.k.root, '-S', f.k.kver, '-C', dir, '--show-depends', name], `${kernel} globs ${name}`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   }
