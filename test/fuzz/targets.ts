@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { emptyDepmodConfig, parseDepmodConfig } from '../../src/db/depmod-config.js';
 import { IndexFormatError, IndexTrie } from '../../src/db/index-trie.js';
 import { kernelCmdlineOptions, readModprobeConfig } from '../../src/db/modprobe-config.js';
+import { fnmatch } from '../../src/db/names.js';
 import { DecompressError, ElfError, KmodError } from '../../src/errors.js';
 import { decompressSync, xzDeclaredSize, type CompressedFormat } from '../../src/file/compression/index.js';
 import { bufferSource, decodeModinfo, findSection, parseElfSections, prepareForced, readModinfo, readSignature } from '../../src/file/elf/sections.js';
@@ -183,6 +184,19 @@ export function targets(): Target[] {
       },
       allowed: none,
       budgetMs: linear(300, 5),
+    },
+    {
+      // patterns from modprobe.d and the alias index against names: glibc's fnmatch never fails
+      // (a glob once became a RegExp here, and a reversed range threw)
+      name: 'fnmatch',
+      seeds: () => ['pci:v00008086d*sv*sd*bc*sc*i*\0pci:v00008086d00001234sv0sd0bc01sc02i03', 'foo[z-a]x\0foobx', '[[:alpha:]][!0-9]?\\*\0ab1*', 'x[.a.]-[=b=]]\0xa]'].map((t) => Buffer.from(t, 'latin1')),
+      run: (input) => {
+        const text = input.toString('latin1');
+        const nul = text.indexOf('\0');
+        fnmatch(nul === -1 ? text : text.slice(0, nul), nul === -1 ? text : text.slice(nul + 1));
+      },
+      allowed: none,
+      budgetMs: linear(100, 20),
     },
     {
       name: 'depmod.d',
