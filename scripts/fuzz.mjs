@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runner = path.join(projectDir, 'dist/test/fuzz/run-target.js');
-const TARGETS = ['elf', 'modinfo-strings', 'signature', 'pkcs7', 'force-strip', 'gzip', 'xz', 'zstd', 'xz-index', 'modinfo-image', 'depmod-image', 'proc-modules', 'sysfs', 'index-bin', 'modprobe.d', 'fnmatch', 'depmod.d'];
+const TARGETS = ['elf', 'modinfo-strings', 'signature', 'pkcs7', 'force-strip', 'gzip', 'xz', 'zstd', 'xz-index', 'modinfo-image', 'depmod-image', 'proc-modules', 'sysfs', 'index-bin', 'modprobe.d', 'fnmatch', 'module-db', 'depmod.d'];
 
 function option(args, name, fallback) {
   const i = args.indexOf(`--${name}`);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyDepmodConfig, parseDepmodConfig } from '../../src/db/depmod-config.js';
 import { IndexFormatError, IndexTrie } from '../../src/db/index-trie.js';
+import { ModuleDb } from '../../src/db/module-db.js';
 import { kernelCmdlineOptions, readModprobeConfig } from '../../src/db/modprobe-config.js';
 import { fnmatch } from '../../src/db/names.js';
 import { DecompressError, ElfError, KmodError } from '../../src/errors.js';
@@ -197,6 +198,41 @@ export function targets(): Target[] {
       },
       allowed: none,
       budgetMs: linear(100, 20),
+    },
+    {
+      // the text indexes modprobe and modinfo fall back to without .bin files: modules.dep,
+      // .alias, .symbols, .builtin and .builtin.modinfo, one per NUL-separated part of the input
+      name: 'module-db',
+      seeds: () => [
+        Buffer.from(
+          'kernel/fs/vfat.ko: kernel/fs/fat.ko\nkernel/fs/fat.ko:\nextra/x.ko.xz:\n\0alias fs-vfat vfat\nalias pci:v00008086d*sv*sd*bc01sc*i* fat\n\0alias symbol:fat_fill_super fat\n\0kernel/fs/ext4/ext4.ko\n\0ext4.alias=fs-ext4\0ext4.softdep=pre: crc32c\0',
+          'latin1',
+        ),
+      ],
+      run: (input) => {
+        const dir = join(scratchDir(), 'module-db');
+        mkdirSync(dir, { recursive: true });
+        const parts = input.toString('latin1').split('\0');
+        const files = ['modules.dep', 'modules.alias', 'modules.symbols', 'modules.builtin'];
+        files.forEach((f, i) => writeFileSync(join(dir, f), parts[i] ?? ''));
+        writeFileSync(join(dir, 'modules.builtin.modinfo'), parts.slice(files.length).join('\0'));
+        const db = new ModuleDb(dir);
+        for (const name of [...db.names().slice(0, 4), 'vfat', 'ext4', 'nosuch']) {
+          db.dependencies(name);
+          db.isBuiltin(name);
+          db.builtinModinfo(name);
+        }
+        for (const arg of ['vfat', 'fs-vfat', 'pci:v00008086d00001234sv0sd0bc01sc02i00', 'symbol:fat_fill_super', 'fs-ext4', '/abs/x.ko', 'x.ko']) {
+          db.lookup(arg, { cwd: dir });
+          db.lookupAlias(arg);
+          db.lookupSymbol(arg);
+          db.lookupBuiltinAlias(arg);
+        }
+        db.dumpIndex('modules.alias');
+        db.dumpIndex('modules.symbols');
+      },
+      allowed: (e) => e instanceof KmodError,
+      budgetMs: linear(300, 10),
     },
     {
       name: 'depmod.d',
