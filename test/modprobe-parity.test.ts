@@ -312,6 +312,42 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
       }
     });
 
+    it(`${kernel}: 1,000 random modprobe.d configurations and names never end in a BUG (dry runs: --show-depends, -n -v, -c, -r, -a, -R, -D, -b)`, async () => {
+      const f = fixtures.find((x) => x.k.name === kernel)!;
+      const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-randconf-'));
+      let seed = 1;
+      const rnd = (n: number) => {
+        seed = (seed + 0x6d2b79f5) | 0;
+        let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) % n;
+      };
+      const keywords = ['alias', 'options', 'install', 'remove', 'softdep', 'blacklist', 'weakdep', 'include', '#'];
+      const words = ['vfat', 'fat', 'dummy', 'xfs', 'foo*', 'f[a-z]t', 'f[z-a]t', 'pre:', 'post:', 'x=1', 'numdummies=2', '/bin/true', '$CMDLINE_OPTS',
+        'fs-vfat', 'symbol:fat_fill_super', '\\', '[', ']', '*', '?', 'pci:v*', '"q"', "'", '=', '-', 'vfat.x=1'];
+      const names = ['vfat', 'fat', 'dummy', 'foo', 'fxt', 'fs-vfat', 'symbol:fat_fill_super', 'pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80', 'nosuch', 'f[a-z]t'];
+      const modes = [['--show-depends'], ['-n', '-v'], ['-c'], ['-r', '-n', '-v'], ['-a', '-n', '-v'], ['-R'], ['-D', '-i'], ['-n', '-b']];
+      const bugs: string[] = [];
+      try {
+        for (let i = 0; i < 1000; i++) {
+          let conf = '';
+          for (let l = rnd(6); l >= 0; l--) {
+            conf += keywords[rnd(keywords.length)];
+            for (let w = rnd(5); w > 0; w--) conf += ` ${words[rnd(words.length)]}`;
+            conf += rnd(5) ? '\n' : ' \\\n';
+          }
+          writeFileSync(path.join(dir, 'a.conf'), conf);
+          const mode = modes[rnd(modes.length)];
+          const args = mode[0] === '-c' ? [] : mode.includes('-a') ? [names[rnd(names.length)], names[rnd(names.length)]] : [names[rnd(names.length)]];
+          const r = await runMain(['modprobe', '-d', f.k.root, '-S', f.k.kver, '-C', dir, ...mode, ...args], { root: '/', sys: NO_KERNEL });
+          if (/BUG/.test(r.stderr) || r.status > 1) bugs.push(`${JSON.stringify(conf)} ${[...mode, ...args].join(' ')}: ${r.status} ${r.stderr.slice(0, 200)}`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      assert.deepEqual(bugs.slice(0, 3), []);
+    });
+
     it(`${kernel}: modprobe.d alias patterns glibc's fnmatch reads its own way (a reversed range, an escape, classes, an unterminated bracket)`, async () => {
       const f = fixtures.find((x) => x.k.name === kernel)!;
       const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-globs-'));
