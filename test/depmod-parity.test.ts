@@ -222,6 +222,8 @@ describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
       ['bad lines and continuations', ['-C', conf('c5', { 'a.conf': 'bogus line here\nsearch \\\nupdates \\\n extra\n  # not a comment\noverride xfs\nexternal\ninclude /x\nmake_map_files\n#comment\n\nweak\\dep x\nsearch\tkernel built-in' })]],
       ['file precedence', ['-C', conf('c6a', { 'b.conf': 'search extra\n', 'x.cfg': 'bogus\n', '.hidden.conf': 'bogus\n', 'sub.conf/z.conf': 'bogus\n' }), '-C', conf('c6b', { 'b.conf': 'bogus\n', 'a.conf': 'search updates\n', '.conf': 'bogus\n' }), '-C', path.join(conf('c6c', { 'c.conf': 'search built-in extra\n' }), 'c.conf')]],
       ['-vv info lines', ['-vv', '-C', conf('c7', { 'a.conf': 'include foo\noverride xfs 99 extra\nx\n', 'skip.txt': '' })]],
+      // a relative external directory is read from the working directory, and its modules are listed with it before them
+      ['external, relative directory', ['-C', conf('c8', { 'a.conf': `external * ${path.relative(process.cwd(), ext)}\nsearch external built-in\n` })]],
     ];
     for (const [label, args] of cases) await compareTree(`conf ${label}`, root, [KVER, ...args]);
   });

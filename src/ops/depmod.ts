@@ -24,6 +24,7 @@ import { closeSync, existsSync, mkdirSync, openSync, opendirSync, readdirSync, r
 import os from 'node:os';
 import { IndexWriter, type IndexLayout } from '../db/index-trie.js';
 import { KmodHash } from '../db/kmod-hash.js';
+import { absolutePath } from '../db/module-db.js';
 import { emptyDepmodConfig, loadDepmodConfig, LOG_LEVEL, type DepmodConfig, type DepmodMessage } from '../db/depmod-config.js';
 import { aliasNormalize, compressedByName, hasModuleExtension, modnameNormalize } from '../db/names.js';
 import { readDepmodParts, scratchBuffers, type DepmodReadFailure } from '../file/module-file.js';
@@ -170,9 +171,6 @@ export function isVersionNumber(v: string): boolean {
   return /^\s*[+-]?\d+\.\s*[+-]?\d+/.test(v);
 }
 
-function absolute(p: string, cwd: string): string {
-  return p.startsWith('/') ? p : `${cwd}/${p}`;
-}
 
 function errnoOf(e: unknown): number {
   return errnoFromCode((e as NodeJS.ErrnoException)?.code ?? '') ?? Errno.EIO;
@@ -197,8 +195,8 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
   const kver = opts.kernelVersion ?? os.release();
   if (opts.kernelVersion !== undefined && !isVersionNumber(kver)) throw new DepmodError('err', `Bad version passed ${kver}`);
   if (opts.symbolPrefix !== undefined && opts.symbolPrefix.length !== 1) throw new DepmodError('crit', '-P only takes a single char');
-  const root = opts.basedir !== undefined ? absolute(opts.basedir, cwd) : '';
-  const outRoot = opts.outdir !== undefined ? absolute(opts.outdir, cwd) : root;
+  const root = opts.basedir !== undefined ? absolutePath(opts.basedir, cwd) : '';
+  const outRoot = opts.outdir !== undefined ? absolutePath(opts.outdir, cwd) : root;
   const moduledir = (opts.moduledir ?? '/lib/modules').replace(/^\/+/, '');
   const dirname = `${root}/${moduledir}/${kver}`;
   const outdirname = `${outRoot}/${moduledir}/${kver}`;
@@ -255,7 +253,10 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
 
     const byName = new KmodHash<Mod>(512);
     const byUncrelpath = new KmodHash<Mod>(512);
-    const newMod = (path: string): Mod => {
+    const newMod = (found: string): Mod => {
+      // libkmod keeps the path absolute (kmod_module_new_from_path): a module found under a
+      // relative `external` directory is listed with the working directory before it
+      const path = absolutePath(found, cwd);
       const slash = path.lastIndexOf('/');
       const name = modnameNormalize(path.slice(slash + 1));
       const relpath = path.startsWith(dirname) && path[dirname.length] === '/' ? path.slice(dirname.length + 1) : undefined;
@@ -303,9 +304,9 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
         }
       };
       const excluded = new Set(['.', '..', 'build', 'source', ...cfg.conf.excludes]);
-      const err = searchPath(dirname, excluded, searchFile, msg);
+      const err = searchPath(dirname, cwd, excluded, searchFile, msg);
       if (err !== 0) throw new DepmodError('crit', `could not search modules: ${strerror(err)}`, 'ENOENT');
-      for (const ext of cfg.conf.externals) searchPath(ext, excluded, searchFile, msg);
+      for (const ext of cfg.conf.externals) searchPath(ext, cwd, excluded, searchFile, msg);
     } else {
       for (const path of files) {
         if (!path.startsWith('/')) throw new DepmodError('crit', `${path}: not absolute path.`);
@@ -442,10 +443,10 @@ function isHigherPriority(cfg: Cfg, old: Mod, baselen: number, modnamelen: numbe
  * `fstatat` of a directory entry as both of depmod's walks do it: a regular file or a directory,
  * else kmod's error line and `undefined` (the walk goes on).
  */
-function statEntry(path: string, name: string, msg: (l: number, t: string) => void): Stats | undefined {
+function statEntry(file: string, path: string, name: string, msg: (l: number, t: string) => void): Stats | undefined {
   let st;
   try {
-    st = statSync(path);
+    st = statSync(file);
   } catch (err) {
     msg(LOG_LEVEL.err, `fstatat(${name}): ${strerror(errnoOf(err))}\n`);
     return undefined;
@@ -455,11 +456,15 @@ function statEntry(path: string, name: string, msg: (l: number, t: string) => vo
   return undefined;
 }
 
-/** `depmod_modules_search_path`: walks a tree in readdir order; returns 0 or the errno of opening it. */
-function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, baselen: number, name: string) => void, msg: (l: number, t: string) => void): number {
+/**
+ * `depmod_modules_search_path`: walks a tree in readdir order; returns 0 or the errno of opening
+ * it. A relative `dir` (an `external` line) is read from `cwd`, and its files are reported with
+ * the paths as kmod has them (relative).
+ */
+function searchPath(dir: string, cwd: string, excluded: Set<string>, onFile: (path: string, baselen: number, name: string) => void, msg: (l: number, t: string) => void): number {
   let top: Dirent[];
   try {
-    top = readdirSync(dir, { withFileTypes: true });
+    top = readdirSync(absolutePath(dir, cwd), { withFileTypes: true });
   } catch (e) {
     const errno = errnoOf(e);
     msg(LOG_LEVEL.err, `could not open directory ${dir}: ${strerror(errno)}\n`);
@@ -476,14 +481,14 @@ function searchPath(dir: string, excluded: Set<string>, onFile: (path: string, b
       else if (e.isDirectory()) isDir = true;
       else {
         // no d_type: kmod falls back to fstatat, which follows links
-        const st = statEntry(path, name, msg);
+        const st = statEntry(absolutePath(path, cwd), path, name, msg);
         if (st === undefined) continue;
         isDir = st.isDirectory();
       }
       if (isDir) {
         let sub;
         try {
-          sub = readdirSync(path, { withFileTypes: true });
+          sub = readdirSync(absolutePath(path, cwd), { withFileTypes: true });
         } catch (err) {
           msg(LOG_LEVEL.err, `openat(${name}, O_RDONLY): ${strerror(errnoOf(err))}\n`);
           continue;
@@ -872,7 +877,7 @@ function upToDate(dirname: string, msg: (l: number, t: string) => void): number 
         const name = e.name;
         if (name === '.' || name === '..' || name === 'build' || name === 'source') continue;
         const path = `${dir}/${name}`;
-        const st = statEntry(path, name, msg);
+        const st = statEntry(path, path, name, msg);
         if (st === undefined) continue;
         let r = 1;
         if (st.isDirectory()) r = walk(path);
