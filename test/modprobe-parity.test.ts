@@ -312,7 +312,7 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
       }
     });
 
-    it(`${kernel}: 1,000 random modprobe.d configurations and names never end in a BUG (dry runs: --show-depends, -n -v, -c, -r, -a, -R, -D, -b)`, async () => {
+    it(`${kernel}: random modprobe.d configurations and names: 1,000 never end in a BUG, and the first 300 print what kmod 34.2 prints (dry runs: --show-depends, -n -v, -c, -r, -a, -R, -D, -b)`, async () => {
       const f = fixtures.find((x) => x.k.name === kernel)!;
       const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-randconf-'));
       let seed = 1;
@@ -339,7 +339,12 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
           writeFileSync(path.join(dir, 'a.conf'), conf);
           const mode = modes[rnd(modes.length)];
           const args = mode[0] === '-c' ? [] : mode.includes('-a') ? [names[rnd(names.length)], names[rnd(names.length)]] : [names[rnd(names.length)]];
-          const r = await runMain(['modprobe', '-d', f.k.root, '-S', f.k.kver, '-C', dir, ...mode, ...args], { root: '/', sys: NO_KERNEL });
+          const argv = ['-d', f.k.root, '-S', f.k.kver, '-C', dir, ...mode, ...args];
+          if (i < 300) {
+            await compare(argv, `${kernel} config ${JSON.stringify(conf)} modprobe ${[...mode, ...args].join(' ')}`);
+            continue;
+          }
+          const r = await runMain(['modprobe', ...argv], { root: '/', sys: NO_KERNEL });
           if (/BUG/.test(r.stderr) || r.status > 1) bugs.push(`${JSON.stringify(conf)} ${[...mode, ...args].join(' ')}: ${r.status} ${r.stderr.slice(0, 200)}`);
         }
       } finally {
