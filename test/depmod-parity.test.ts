@@ -228,6 +228,51 @@ describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
     for (const [label, args] of cases) await compareTree(`conf ${label}`, root, [KVER, ...args]);
   });
 
+  it('agrees on 300 random depmod.d configurations (search, override, external, exclude; absolute and relative directories; dry runs)', async () => {
+    const ext = path.join(work, 'random-external');
+    const root = synthTree('random', {
+      'kernel/fs/fat.ko': synthModule({ exports: ['fat_fn'], modinfo: ['alias=fs-fat'] }),
+      'kernel/fs/vfat.ko': synthModule({ needs: ['fat_fn'], modinfo: ['alias=fs-vfat'] }),
+      'kernel/drivers/dummy.ko': synthModule({ modinfo: ['alias=rtnl-link-dummy'] }),
+      'updates/x/fat.ko': synthModule({ exports: ['fat_fn'], modinfo: ['alias=fs-fat-updates'] }),
+      'extra/vfat.ko.xz': synthModule({ needs: ['fat_fn', 'nosuch_fn'] }),
+      [`${ext}/dummy.ko`]: synthModule({ modinfo: ['alias=dummy-external'] }),
+    }, { order: 'kernel/fs/fat.ko\nkernel/fs/vfat.ko\n' });
+    const conf = path.join(work, 'random-conf');
+    mkdirSync(conf, { recursive: true });
+    let seed = 1;
+    const rnd = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const pick = (xs: readonly string[]) => xs[rnd(xs.length)];
+    const dirs = ['updates', 'extra', 'built-in', 'external', 'kernel', 'kernel/fs', 'updates/x', 'x'];
+    const versions = ['*', KVER, '6.*', '^6', '^5\\.', '[', '('];
+    const places = [ext, path.relative(process.cwd(), ext), '/nonexistent', 'x'];
+    const names = ['fat', 'vfat', 'dummy', 'x'];
+    const junk = ['\\', '+', '#', '*', 'include', 'make_map_files', 'bogus'];
+    // mostly well-formed lines (so that search, override, external and exclude take effect), some junk
+    const line = (): string => {
+      switch (rnd(6)) {
+        case 0: return `search ${Array.from({ length: rnd(4) }, () => pick(dirs)).join(' ')}`;
+        case 1: return `override ${pick(names)} ${pick(versions)} ${pick(dirs)}`;
+        case 2: return `external ${pick(versions)} ${pick(places)}`;
+        case 3: return `exclude ${pick(dirs)}`;
+        case 4: return `${pick(['search', 'override', 'external', 'exclude'])} ${Array.from({ length: rnd(4) }, () => pick([...junk, ...dirs, ...names])).join(' ')}`;
+        default: return pick(junk);
+      }
+    };
+    const modes = [[], ['-a'], ['-v'], ['-e'], ['-w'], ['-P', '_'], ['-e', '-E', '/nonexistent']];
+    for (let i = 0; i < 300; i++) {
+      let text = '';
+      for (let l = rnd(5); l >= 0; l--) text += line() + (rnd(8) ? '\n' : ' \\\n');
+      writeFileSync(path.join(conf, 'a.conf'), text);
+      await compareTree(`random ${JSON.stringify(text)}`, root, ['-n', '-C', conf, ...modes[rnd(modes.length)], KVER], { files: false });
+    }
+  });
+
   it('agrees on -A: fresh tree, nothing newer, a touched module', async () => {
     const root = synthTree('quick', { 'kernel/a.ko': synthModule({ exports: ['x'] }), 'kernel/b.ko': synthModule({ needs: ['x'] }) }, { order: 'kernel/a.ko\n' });
     const dir = path.join(root, 'lib', 'modules', KVER);
