@@ -18,6 +18,7 @@ import { debianKernels, kmodRefScript, type Kernel, type RefRun } from './helper
 import { runMain } from './helpers/run.js';
 import { IndexTrie } from '../src/db/index-trie.js';
 import { DEPMOD_FILES } from '../src/ops/depmod.js';
+import { seededRandom } from './helpers/random.js';
 
 const PROJECT = path.resolve('.');
 const TEXT_FILES_30 = ['modules.dep', 'modules.alias', 'modules.softdep', 'modules.symbols', 'modules.devname'];
@@ -240,13 +241,7 @@ describe('depmod parity with kmod 34.2', { timeout: 10 * 60 * 1000 }, () => {
     }, { order: 'kernel/fs/fat.ko\nkernel/fs/vfat.ko\n' });
     const conf = path.join(work, 'random-conf');
     mkdirSync(conf, { recursive: true });
-    let seed = 1;
-    const rnd = (n: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) % n;
-    };
+    const rnd = seededRandom(1);
     const pick = (xs: readonly string[]) => xs[rnd(xs.length)];
     const dirs = ['updates', 'extra', 'built-in', 'external', 'kernel', 'kernel/fs', 'updates/x', 'x'];
     const versions = ['*', KVER, '6.*', '^6', '^5\\.', '[', '('];

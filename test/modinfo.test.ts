@@ -11,6 +11,7 @@ import { fnmatch, aliasNormalize, modnameNormalize } from '../src/db/names.js';
 import { loadNativeLibrary } from '../src/kernel/ffi.js';
 import { appendSignature, buildElf } from './helpers/elf-builder.js';
 import { compress, tempDir } from './helpers/modules.js';
+import { seededRandom } from './helpers/random.js';
 
 // --- a minimal DER writer for PKCS#7 fixtures -------------------------------------------------
 function tlv(tag: number, body: Uint8Array | Uint8Array[], indefinite = false): Buffer {
@@ -289,13 +290,7 @@ describe('signature and look-up helpers', () => {
 
   test("fnmatch agrees with glibc's fnmatch(3) (flags 0, C locale) over 100,000 random patterns", () => {
     const libc = loadNativeLibrary('libc.so.6').func('int fnmatch(const char *pattern, const char *string, int flags)');
-    let seed = 7;
-    const rnd = (n: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) % n;
-    };
+    const rnd = seededRandom(7);
     const tokens = ['a', 'b', 'z', 'A', '0', '9', ' ', '-', ']', '[', '!', '^', '*', '?', '\\', ':', '=', '.', '[:alpha:]', '[:digit:]', '[:upper:]',
       '[:space:]', '[:xdigit:]', '[:punct:]', '[:foo:]', '[:alphaz:]', '[=a=]', '[=]', '[.a.]', '[.-.]', '[.ab.]', '[.', '[:', '[=', ':]', '.]', '=]',
       'a-z', 'z-a', '0-9', '[a-', '[!', '[^', '[]', '[!]'];

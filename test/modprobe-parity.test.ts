@@ -23,6 +23,7 @@ import { compress } from './helpers/modules.js';
 import { pathToModname } from '../src/db/names.js';
 import { SyscallError } from '../src/errors.js';
 import type { Syscalls } from '../src/kernel/syscalls.js';
+import { seededRandom } from './helpers/random.js';
 
 /** A configuration using every modprobe.d keyword, bad lines and kmod's parsing quirks included. */
 const KEYWORDS_CONF = {
@@ -315,13 +316,7 @@ describe('modprobe dry-run parity with kmod 34.2', { concurrency: 2 }, () => {
     it(`${kernel}: random modprobe.d configurations and names: 1,000 never end in a BUG, and the first 300 print what kmod 34.2 prints (dry runs: --show-depends, -n -v, -c, -r, -a, -R, -D, -b)`, async () => {
       const f = fixtures.find((x) => x.k.name === kernel)!;
       const dir = mkdtempSync(path.join(tmpdir(), 'kmod-ts-randconf-'));
-      let seed = 1;
-      const rnd = (n: number) => {
-        seed = (seed + 0x6d2b79f5) | 0;
-        let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        return ((t ^ (t >>> 14)) >>> 0) % n;
-      };
+      const rnd = seededRandom(1);
       const keywords = ['alias', 'options', 'install', 'remove', 'softdep', 'blacklist', 'weakdep', 'include', '#'];
       const words = ['vfat', 'fat', 'dummy', 'xfs', 'foo*', 'f[a-z]t', 'f[z-a]t', 'pre:', 'post:', 'x=1', 'numdummies=2', '/bin/true', '$CMDLINE_OPTS',
         'fs-vfat', 'symbol:fat_fill_super', '\\', '[', ']', '*', '?', 'pci:v*', '"q"', "'", '=', '-', 'vfat.x=1'];
