@@ -183,81 +183,66 @@ function matchBracket(p: string, start: number, ch: number): number {
   if (not) i++;
   let c = at(i++);
   for (;;) {
-    let cold: number; // an item's character: matched alone, or a range's start
-    let item = true; // an ordinary item (or collating symbol) that may start a range
-    let isRange = false;
+    // an ordinary item's character (-1 for a class or an equivalence class): matched alone, or a
+    // range's start
+    let cold = -1;
+    let symbol = false; // a collating symbol: a range may follow it even before a `]`
     if (c === 0x5c) {
       if (at(i) === 0) return NO;
-      c = at(i++);
-      isRange = at(i) === 0x2d && at(i + 1) !== 0 && at(i + 1) !== 0x5d;
-      if (!isRange && c === ch) return skipRest(p, i, not);
-      cold = c;
-      c = at(i++);
+      cold = at(i++);
     } else if (c === 0x5b && at(i) === 0x3a) {
       // [:name:]; a name of letters a-y only, else `[` is an ordinary item
       let j = i;
-      let name = '';
+      let name: string | undefined = '';
       for (;;) {
         if (name.length === CHAR_CLASS_MAX_LENGTH) return NO;
         const d = at(++j);
         if (d === 0x3a && at(j + 1) === 0x5d) break;
         if (d < 0x61 || d >= 0x7a) {
-          name = '';
-          j = -1;
+          name = undefined;
           break;
         }
         name += String.fromCharCode(d);
       }
-      if (j !== -1) {
+      if (name === undefined) cold = 0x5b;
+      else {
         const test = CLASSES[name];
         if (test === undefined) return NO;
         i = j + 2;
         if (test(ch)) return skipRest(p, i, not);
-        c = at(i++);
-        item = false;
-      }
-      if (item) {
-        isRange = at(i) === 0x2d && at(i + 1) !== 0 && at(i + 1) !== 0x5d;
-        if (!isRange && 0x5b === ch) return skipRest(p, i, not);
-        cold = 0x5b;
-        c = at(i++);
       }
     } else if (c === 0x5b && at(i) === 0x3d && at(i + 1) !== 0 && at(i + 2) === 0x3d && at(i + 3) === 0x5d) {
       // [=c=]: the character itself in the C locale
       const eq = at(i + 1);
       i += 4;
       if (eq === ch) return skipRest(p, i, not);
-      c = at(i++);
-      item = false;
     } else if (c === 0) {
       return LITERAL; // unterminated: `[` is an ordinary character
     } else if (c === 0x5b && at(i) === 0x2e) {
-      const symbol = collatingSymbol(p, i);
-      if (symbol === undefined) return NO;
-      const [sym, after] = symbol;
-      i = after;
-      isRange = at(i) === 0x2d && at(i + 1) !== 0;
-      if (!isRange && sym === ch) return skipRest(p, i, not);
-      cold = sym;
-      c = at(i++);
+      const sym = collatingSymbol(p, i);
+      if (sym === undefined) return NO;
+      [cold, i] = sym;
+      symbol = true;
     } else {
-      isRange = at(i) === 0x2d && at(i + 1) !== 0 && at(i + 1) !== 0x5d;
-      if (!isRange && c === ch) return skipRest(p, i, not);
       cold = c;
-      c = at(i++);
     }
-    if (item && c === 0x2d && at(i) !== 0x5d) {
+    if (cold !== -1) {
+      const isRange = at(i) === 0x2d && at(i + 1) !== 0 && (symbol || at(i + 1) !== 0x5d);
+      if (!isRange && cold === ch) return skipRest(p, i, not);
+    }
+    c = at(i++);
+    if (cold !== -1 && c === 0x2d && at(i) !== 0x5d) {
       // a range: its end an ordinary character, an escaped one or a collating symbol
       let cend = at(i++);
       if (cend === 0x5b && at(i) === 0x2e) {
-        const symbol = collatingSymbol(p, i);
-        if (symbol === undefined) return NO;
-        [cend, i] = symbol;
+        const sym = collatingSymbol(p, i);
+        if (sym === undefined) return NO;
+        [cend, i] = sym;
       } else {
         if (cend === 0x5c) cend = at(i++);
         if (cend === 0) return NO;
       }
-      if (cold! <= ch && ch <= cend) return skipRest(p, i, not);
+      if (cold <= ch && ch <= cend) return skipRest(p, i, not);
       c = at(i++);
     }
     if (c === 0x5d) break;
