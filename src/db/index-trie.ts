@@ -515,11 +515,6 @@ export class IndexWriter {
     if (opts.duplicates) this.#seen = new Map();
   }
 
-  /** Number of entries. */
-  get size(): number {
-    return this.#keys.length;
-  }
-
   /**
    * depmod's `index_insert`.
    * @param key 7-bit ASCII key
@@ -647,7 +642,7 @@ class TrieBytes {
     this.#children(r, (kid, c) => kids.push([c, this.#post(kid)]));
     const at = this.#pos;
     const refs = this.#node(r);
-    if (kids.length > 0) for (const [c, ref] of kids) this.#putU32(refs + 4 * (c - kids[0][0]), ref);
+    for (const [c, ref] of kids) this.#putU32(refs + 4 * (c - kids[0][0]), ref);
     return (at | this.#mask(r)) >>> 0;
   }
 
@@ -663,8 +658,7 @@ class TrieBytes {
       this.#room(2 + n);
       this.#buf[this.#pos++] = first;
       this.#buf[this.#pos++] = last;
-      refs = this.#pos;
-      this.#buf.fill(0, refs, refs + n);
+      refs = this.#pos; // left zero (the buffer is zero-filled and only ever written forward)
       this.#pos += n;
     }
     if (r.v > r.lo) {
