@@ -211,8 +211,8 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
     all = true;
   }
 
-  // Workers start while the tree is scanned: at once when asked for, else at the first compressed
-  // module the scan finds (see readModules for when they are worth it).
+  // Workers start while the tree is scanned: at once when asked for, else once the scan has found
+  // enough compressed modules to use them (see below for when they are worth it).
   let pool = all && opts.parallel !== undefined ? ModulePool.start(workerCount(opts.parallel)) : undefined;
   try {
     const cfg: Cfg = {
@@ -286,9 +286,11 @@ export async function depmod(opts: DepmodOptions = {}): Promise<DepmodResult> {
 
     if (all) {
       cfg.conf = loadDepmodConfig({ paths: opts.config, kernelVersion: kver, log });
+      let compressedSeen = 0;
       const searchFile = (path: string, baselen: number, name: string) => {
         if (!hasModuleExtension(name)) return;
-        if (pool === undefined && compressedByName(name)) pool = ModulePool.start(workerCount(opts.parallel));
+        // as many compressed modules as the read below needs to use workers: start them now
+        if (pool === undefined && compressedByName(name) && ++compressedSeen === 2 * BATCH) pool = ModulePool.start(workerCount(opts.parallel));
         const modname = modnameNormalize(name);
         const old = byName.get(modname);
         if (old !== undefined) {
