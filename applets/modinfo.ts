@@ -1,10 +1,10 @@
 /**
  * modinfo — module information in kmod 30's exact layout (tools/modinfo.c).
  */
-import os from 'node:os';
 import type { Applet, AppletContext } from '../src/cli/applet.js';
 import { strerror } from '../src/kernel/errno.js';
 import { infoList, ModinfoReader, type ModuleInfo } from '../src/ops/modinfo.js';
+import { ModulePool } from '../src/ops/module-pool.js';
 import { ModuleDb, type ModuleRef } from '../src/db/module-db.js';
 import { compressedByName } from '../src/db/names.js';
 import { LookupError, ModuleFileError } from '../src/errors.js';
@@ -122,7 +122,7 @@ async function run(ctx: AppletContext): Promise<number> {
   const cwd = ctx.cwd;
   const db = ModuleDb.open({ root: flags.basedir ?? ctx.root, kernelVersion: flags.kernelVersion, cwd });
   const needInfo = flags.json || flags.field !== 'filename';
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = ModulePool.defaultSize();
   // Many compressed files named: the workers start now, while the arguments are looked up (their
   // names only decide when; each file's format still comes from its magic).
   // --json is text: module strings decoded as UTF-8; kmod's layout keeps their bytes (latin1)
